@@ -1,0 +1,324 @@
+"""The Pulumi SDK's mock engine, made realistic and recording.
+
+Offline render and the tests both run the real program against these mocks.
+Outputs are derived from names (ids, ARNs, endpoints), never random, so the
+program follows its real code paths and two runs give identical results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockMonitor
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+AZS = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+
+# Signature keys of Pulumi's wire format (sdk/go/common/resource/sig).
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+SECRET_MARK = "[secret]"
+UNKNOWN_MARK = "[unknown]"
+
+
+def digest(*parts: str, length: int = 8) -> str:
+    """A short, stable hex digest of `parts` (stands in for random suffixes)."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+@dataclass
+class Registration:
+    """One resource as the program registered it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    dependencies: list[str]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    aliases: list[str]
+    replace_on_changes: list[str]
+    ignore_changes: list[str]
+    inputs: dict[str, Any]  # secrets replaced by SECRET_MARK
+    plain_inputs: dict[str, Any] = field(repr=False, default_factory=dict)
+    id: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _wire_to_plain(value: Any, *, reveal: bool) -> Any:
+    """Turns a wire-format value into JSON-able data; secrets masked unless `reveal`."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return _wire_to_plain(value.get("value"), reveal=reveal) if reveal else SECRET_MARK
+        if sig == _RESOURCE_SIG:
+            return value.get("urn")
+        if sig == _OUTPUT_SIG:
+            if value.get("secret") and not reveal:
+                return SECRET_MARK
+            return _wire_to_plain(value.get("value", UNKNOWN_MARK), reveal=reveal)
+        return {k: _wire_to_plain(v, reveal=reveal) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_wire_to_plain(v, reveal=reveal) for v in value]
+    if value == _UNKNOWN:
+        return UNKNOWN_MARK
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that also keeps what new_resource never sees: parent,
+    dependencies, protect, retain_on_delete, aliases, and which inputs are secret."""
+
+    def __init__(self, mocks: "WebstackMocks") -> None:
+        super().__init__(mocks)
+        self.registrations: dict[str, Registration] = {}
+        self.order: list[str] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        wire = json_format.MessageToDict(request.object)
+        urn = response.urn
+        reg = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=request.custom,
+            parent=request.parent or None,
+            dependencies=sorted(set(request.dependencies)),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            aliases=sorted(
+                [a.urn for a in request.aliases if a.urn]
+                + [_alias_spec(a.spec) for a in request.aliases if not a.urn]
+            ),
+            replace_on_changes=list(request.replaceOnChanges),
+            ignore_changes=list(request.ignoreChanges),
+            inputs=_wire_to_plain(wire, reveal=False),
+            plain_inputs=_wire_to_plain(wire, reveal=True),
+            id=response.id or None,
+        )
+        reg.state = self.resources[urn].state
+        if urn not in self.registrations:
+            self.order.append(urn)
+        self.registrations[urn] = reg
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802
+        if request.urn in self.registrations:
+            wire = json_format.MessageToDict(request.outputs)
+            self.registrations[request.urn].outputs = _wire_to_plain(wire, reveal=False)
+        return super().RegisterResourceOutputs(request)
+
+    # Lookups used by tests -------------------------------------------------
+    def all(self, type_: str | None = None) -> list[Registration]:
+        regs = [self.registrations[u] for u in self.order]
+        return [r for r in regs if type_ is None or r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Registration:
+        found = [r for r in self.all(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.all(type_)]
+            raise AssertionError(f"expected one {type_} named {name!r}, found {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return self.registrations[urn]
+
+
+def _alias_spec(spec: Any) -> str:
+    parts = [f"name={spec.name}"] if spec.name else []
+    if spec.type:
+        parts.append(f"type={spec.type}")
+    if spec.parentUrn:
+        parts.append(f"parent={spec.parentUrn}")
+    if spec.noParent:
+        parts.append("noParent")
+    return "alias(" + ", ".join(parts) + ")"
+
+
+class WebstackMocks(pulumi.runtime.Mocks):
+    """Deterministic, realistic provider outputs: what AWS and Kubernetes would answer."""
+
+    def __init__(self, region: str = REGION) -> None:
+        self.region = region
+
+    # Resource outputs ------------------------------------------------------
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        pkg = typ.split(":", 1)[0]
+        if pkg == "kubernetes":
+            rid, state = self._kubernetes(typ, name, inputs)
+        elif pkg == "aws":
+            rid, state = self._aws(typ, name, inputs)
+        elif pkg == "pulumi" and typ == "pulumi:providers:kubernetes":
+            rid, state = f"{name}-provider-id", inputs
+        else:
+            rid, state = f"{name}-{digest(typ, name)}", inputs
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        token = args.token
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": AZS, "zoneIds": [f"use1-az{i + 1}" for i in range(len(AZS))],
+                    "id": self.region}, None
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci",
+                    "userId": "AIDAMOCK", "id": ACCOUNT_ID}, None
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}, None
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {"json": _policy_json(args.args), "id": digest(token, str(args.args))}, None
+        return {}, None
+
+    # Kubernetes: the API server fills metadata and status ------------------
+    def _kubernetes(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
+        meta = dict(inputs.get("metadata") or {})
+        cluster_scoped = typ.split(":")[-1] in {"Namespace", "ClusterRole", "ClusterRoleBinding",
+                                                "CustomResourceDefinition", "StorageClass"}
+        if "name" not in meta:
+            # pulumi-kubernetes auto-names as <logical name>-<8 random chars>.
+            meta["name"] = f"{name}-{digest(typ, name)}"
+        if not cluster_scoped and "namespace" not in meta:
+            meta["namespace"] = "default"
+        meta.setdefault("uid", _uuid(typ, name))
+        state = {**inputs, "metadata": meta}
+        if typ == "kubernetes:core/v1:Service":
+            spec = dict(inputs.get("spec") or {})
+            spec.setdefault("clusterIP", "10.100." + ".".join(str(int(digest(name)[i:i + 2], 16)) for i in (0, 2)))
+            state["spec"] = spec
+        if typ == "kubernetes:networking.k8s.io/v1:Ingress":
+            host = f"k8s-{digest(name)}-{digest(typ, name)}.{self.region}.elb.amazonaws.com"
+            state["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
+        rid = meta["name"] if cluster_scoped else f"{meta['namespace']}/{meta['name']}"
+        return rid, state
+
+    # AWS: ids and ARNs derived from names ----------------------------------
+    def _aws(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
+        module, kind = typ.split(":")[1].split("/")[0], typ.split(":")[-1]
+        h = digest(typ, name, length=17)
+        acct, region = ACCOUNT_ID, self.region
+        state = dict(inputs)
+        rid = f"{name}-{h[:8]}"
+        prefixes = {"Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "NatGateway": "nat",
+                    "RouteTable": "rtb", "SecurityGroup": "sg", "Eip": "eipalloc",
+                    "VpcEndpoint": "vpce", "Instance": "i"}
+        if module == "ec2" and kind in prefixes:
+            rid = f"{prefixes[kind]}-{h}"
+            state["arn"] = f"arn:aws:ec2:{region}:{acct}:{prefixes[kind]}/{rid}"
+            if kind == "Subnet":
+                state.setdefault("availabilityZone", AZS[0])
+        elif module == "s3" and kind.startswith("Bucket") and kind in {"Bucket", "BucketV2"}:
+            bucket = inputs.get("bucket") or f"{name}-{h[:7]}"
+            rid = bucket
+            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}",
+                         bucketDomainName=f"{bucket}.s3.amazonaws.com",
+                         bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
+                         region=region)
+        elif module == "eks" and kind == "Cluster":
+            cname = inputs.get("name") or f"{name}-{h[:7]}"
+            rid = cname
+            state.update(
+                name=cname,
+                arn=f"arn:aws:eks:{region}:{acct}:cluster/{cname}",
+                endpoint=f"https://{h.upper()[:32]}.gr7.{region}.eks.amazonaws.com",
+                certificateAuthority={"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
+                identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{h.upper()}"}]}],
+                vpcConfig={**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{h}"},
+                version=inputs.get("version") or "1.33",
+            )
+        elif module == "rds" and kind == "Instance":
+            ident = inputs.get("identifier") or f"{name}-{h[:7]}"
+            rid = ident
+            state.update(
+                identifier=ident,
+                arn=f"arn:aws:rds:{region}:{acct}:db:{ident}",
+                address=f"{ident}.c{h[:12]}.{region}.rds.amazonaws.com",
+                endpoint=f"{ident}.c{h[:12]}.{region}.rds.amazonaws.com:5432",
+                port=inputs.get("port") or 5432,
+                masterUserSecrets=[{
+                    "secretArn": f"arn:aws:secretsmanager:{region}:{acct}:secret:rds!db-{_uuid(ident)}-{h[:6]}",
+                    "secretStatus": "active", "kmsKeyId": f"arn:aws:kms:{region}:{acct}:key/{_uuid('kms', ident)}"}],
+                resourceId=f"db-{h.upper()}",
+            )
+        elif module == "cloudfront" and kind == "Distribution":
+            rid = "E" + h.upper()[:13]
+            state.update(arn=f"arn:aws:cloudfront::{acct}:distribution/{rid}",
+                         domainName=f"d{h[:13]}.cloudfront.net", hostedZoneId="Z2FDTNDATAQYW2")
+        elif module == "kms" and kind == "Key":
+            rid = _uuid("kms", name)
+            state.update(arn=f"arn:aws:kms:{region}:{acct}:key/{rid}", keyId=rid)
+        elif module == "iam":
+            iam_name = inputs.get("name") or f"{name}-{h[:7]}"
+            rid = iam_name
+            kind_path = {"Role": "role", "Policy": "policy", "OpenIdConnectProvider": "oidc-provider"}
+            if kind in kind_path:
+                state.update(arn=f"arn:aws:iam::{acct}:{kind_path[kind]}/{iam_name}", name=iam_name)
+        elif module == "wafv2":
+            wname = inputs.get("name") or f"{name}-{h[:7]}"
+            rid = _uuid("waf", name)
+            scope = "global" if inputs.get("scope") == "CLOUDFRONT" else "regional"
+            res = {"WebAcl": "webacl", "IpSet": "ipset", "RuleGroup": "rulegroup"}.get(kind, kind.lower())
+            state.update(arn=f"arn:aws:wafv2:{region}:{acct}:{scope}/{res}/{wname}/{rid}", name=wname)
+        elif module == "acm" and kind == "Certificate":
+            rid = f"arn:aws:acm:{region}:{acct}:certificate/{_uuid('acm', name)}"
+            state.update(arn=rid)
+        elif module == "secretsmanager" and kind == "Secret":
+            sname = inputs.get("name") or f"{name}-{h[:7]}"
+            rid = f"arn:aws:secretsmanager:{region}:{acct}:secret:{sname}-{h[:6]}"
+            state.update(arn=rid, name=sname)
+        elif module == "cloudwatch" and kind == "LogGroup":
+            lname = inputs.get("name") or f"{name}-{h[:7]}"
+            rid = lname
+            state.update(arn=f"arn:aws:logs:{region}:{acct}:log-group:{lname}")
+        else:
+            state.setdefault("arn", f"arn:aws:{module}:{region}:{acct}:{kind.lower()}/{rid}")
+        state.setdefault("id", rid)
+        return rid, state
+
+
+def _uuid(*parts: str) -> str:
+    h = hashlib.sha256("/".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _policy_json(args: dict) -> str:
+    import json
+
+    statements = []
+    for s in args.get("statements") or []:
+        stmt: dict[str, Any] = {"Effect": s.get("effect", "Allow")}
+        for src, dst in (("actions", "Action"), ("resources", "Resource"),
+                         ("notActions", "NotAction"), ("notResources", "NotResource")):
+            if s.get(src):
+                stmt[dst] = s[src]
+        if s.get("principals"):
+            stmt["Principal"] = {p["type"]: p["identifiers"] for p in s["principals"]}
+        if s.get("conditions"):
+            cond: dict[str, dict] = {}
+            for c in s["conditions"]:
+                cond.setdefault(c["test"], {})[c["variable"]] = c["values"]
+            stmt["Condition"] = cond
+        if s.get("sid"):
+            stmt["Sid"] = s["sid"]
+        statements.append(stmt)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
