@@ -1,0 +1,282 @@
+"""Pod-level building blocks shared by WebService and ReleaseJob.
+
+The value models here (`Resources`, `HealthChecks`) double as config sections in
+`stacks/settings.py`, so their messages name the field and the value given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# --- Secure defaults, with the reason next to them --------------------------------
+
+# A compromised image must not get root on the node; a UID >= 10000 cannot collide
+# with a system user of the host (checkov CKV_K8S_40).
+RUN_AS_USER = 10001
+# Syscalls outside the container runtime's default profile are refused.
+SECCOMP_PROFILE = {"type": "RuntimeDefault"}
+# The ServiceAccount token is only mounted for pods that call the Kubernetes API.
+# AWS access (IRSA / EKS Pod Identity) uses its own projected token, not this one.
+AUTOMOUNT_SERVICE_ACCOUNT_TOKEN = False
+# Always ask the registry: a digest pins the bytes, and the pull re-checks that the
+# pod may still read the image (imagePullSecrets, registry policy).
+IMAGE_PULL_POLICY = "Always"
+# Where secrets appear as files (0440: readable by the pod's group only).
+SECRETS_MOUNT_PATH = "/var/run/secrets/app"
+SECRET_FILE_MODE = 0o440
+
+MANAGED_BY = "webstack"
+
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_TAG = re.compile(r":([\w][\w.-]{0,127})$")
+_QUANTITY = re.compile(
+    r"^(?P<num>\+?(?:\d+(?:\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
+)
+_SUFFIX = {
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def parse_quantity(value: str) -> Decimal:
+    """A Kubernetes quantity ("250m", "1.5", "512Mi", "1e3") as a number of base units."""
+    match = _QUANTITY.match(value)
+    if not match:
+        raise ValueError(value)
+    suffix = match.group("suffix") or ""
+    try:
+        number = Decimal(match.group("num"))
+    except InvalidOperation as exc:  # pragma: no cover (the regex admits only numbers)
+        raise ValueError(value) from exc
+    if suffix[:1] in {"e", "E"} and suffix not in _SUFFIX:
+        return number * (Decimal(10) ** int(suffix[1:]))
+    return number * _SUFFIX[suffix]
+
+
+def content_hash(*parts: str, length: int = 8) -> str:
+    """A short sha256 of `parts`; names made from it change exactly when the content does."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+# --- Value models (also used as config sections) ------------------------------------
+
+class Resources(BaseModel):
+    """CPU and memory for one container, as Kubernetes quantities."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu_request: str = Field("250m", description="CPU reserved for scheduling, cores (e.g. 250m, 1).")
+    cpu_limit: str = Field("1", description="CPU ceiling, cores; above it the container is throttled.")
+    memory_request: str = Field("256Mi", description="Memory reserved for scheduling, bytes (e.g. 256Mi, 1Gi).")
+    memory_limit: str = Field("512Mi", description="Memory ceiling, bytes; above it the container is OOM-killed.")
+
+    @field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit")
+    @classmethod
+    def _is_quantity(cls, value: str, info) -> str:
+        try:
+            amount = parse_quantity(value)
+        except ValueError:
+            example = "250m or 1" if info.field_name.startswith("cpu") else "512Mi or 1Gi"
+            raise ValueError(
+                f"{info.field_name}: {value!r} is not a Kubernetes quantity (e.g. {example})"
+            ) from None
+        if amount <= 0:
+            raise ValueError(f"{info.field_name}: must be above zero, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> "Resources":
+        problems = []
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self, f"{kind}_request"), getattr(self, f"{kind}_limit")
+            if parse_quantity(limit) < parse_quantity(request):
+                problems.append(f"{kind}_limit ({limit}) is below {kind}_request ({request})")
+        if problems:
+            raise ValueError("; ".join(problems) + "; raise the limit or lower the request")
+        return self
+
+    def to_k8s(self) -> dict[str, Any]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+class HealthChecks(BaseModel):
+    """HTTP paths and timing of the startup, readiness and liveness probes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    startup_path: str = Field("/livez", description="Path probed until the server has started.")
+    readiness_path: str = Field("/readyz", description="Path that says the pod can take traffic "
+                                "(also the load balancer's health check).")
+    liveness_path: str = Field("/livez", description="Path that says the process is not stuck; "
+                               "keep it free of dependency checks.")
+    period_seconds: int = Field(10, ge=1, le=300, description="Seconds between readiness/liveness probes.")
+    timeout_seconds: int = Field(2, ge=1, le=60, description="Seconds a probe may take.")
+    readiness_failure_threshold: int = Field(
+        3, ge=1, le=30, description="Failed probes in a row before the pod leaves the Service endpoints.")
+    liveness_failure_threshold: int = Field(
+        6, ge=1, le=30, description="Failed probes in a row before the kubelet restarts the container.")
+    startup_period_seconds: int = Field(2, ge=1, le=60, description="Seconds between startup probes.")
+    startup_failure_threshold: int = Field(
+        30, ge=1, le=600, description="Startup probes allowed to fail; the server gets "
+        "startup_period_seconds x this, seconds, to start.")
+
+    @field_validator("startup_path", "readiness_path", "liveness_path")
+    @classmethod
+    def _is_path(cls, value: str, info) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value) or "://" in value:
+            raise ValueError(
+                f"{info.field_name}: must be a URL path starting with '/', got {value!r} (e.g. '/readyz')"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_fits_period(self) -> "HealthChecks":
+        if self.timeout_seconds > self.period_seconds:
+            raise ValueError(
+                f"timeout_seconds ({self.timeout_seconds}) is above period_seconds ({self.period_seconds}); "
+                "a probe must finish before the next one starts"
+            )
+        return self
+
+    def probes(self, port: int) -> dict[str, dict[str, Any]]:
+        """Three separate probes: startup gates the other two, so a slow start is not
+        mistaken for a hang, and liveness is more patient than readiness so an
+        overloaded pod is first taken out of rotation, not restarted."""
+        def http(path: str) -> dict[str, Any]:
+            return {"httpGet": {"path": path, "port": port, "scheme": "HTTP"},
+                    "timeoutSeconds": self.timeout_seconds}
+
+        return {
+            "startupProbe": {**http(self.startup_path), "periodSeconds": self.startup_period_seconds,
+                             "failureThreshold": self.startup_failure_threshold},
+            "readinessProbe": {**http(self.readiness_path), "periodSeconds": self.period_seconds,
+                               "failureThreshold": self.readiness_failure_threshold},
+            "livenessProbe": {**http(self.liveness_path), "periodSeconds": self.period_seconds,
+                              "failureThreshold": self.liveness_failure_threshold},
+        }
+
+
+# --- Validation helpers --------------------------------------------------------------
+
+def image_problem(image: str, *, field: str = "image") -> str | None:
+    """Why `image` can never be deployed (no tag nor digest, or :latest), else None."""
+    if any(c.isspace() for c in image) or not image:
+        return f"{field}: {image!r} is not an image reference"
+    if _DIGEST.search(image):
+        return None
+    tag = _TAG.search(image.rsplit("/", 1)[-1])
+    if not tag:
+        return (f"{field}: {image!r} has neither a tag nor a digest; "
+                "pin a digest (repo@sha256:...) or, in dev, a tag")
+    if tag.group(1) == "latest":
+        return f"{field}: {image!r} uses the moving tag 'latest'; pin a digest (repo@sha256:...)"
+    return None
+
+
+def has_digest(image: str) -> bool:
+    return bool(_DIGEST.search(image))
+
+
+def check_pinned(image: str, *, require_digest: bool, field: str = "image") -> str | None:
+    """The error for an image that is not pinned as required, else None."""
+    problem = image_problem(image, field=field)
+    if problem:
+        return problem
+    if require_digest and not has_digest(image):
+        return (f"{field}: {image!r} is pinned by tag only; require_digest is on (staging, prod), "
+                "so use repo@sha256:<digest> (or set require_digest=False in dev)")
+    return None
+
+
+def warn_if_tagged(image: str, resource: pulumi.Resource) -> None:
+    if not has_digest(image):
+        pulumi.log.warn(f"image {image!r} is pinned by tag, not digest: a re-pushed tag changes "
+                        "what runs without a deploy (accepted because require_digest is off)",
+                        resource=resource)
+
+
+def check_env_names(names: list[str], *, field: str) -> str | None:
+    bad = [n for n in names if not _ENV_NAME.match(n)]
+    if bad:
+        return f"{field}: {bad} are not environment variable names (letters, digits, '_')"
+    return None
+
+
+def is_dns_label(value: str, max_len: int = 63) -> bool:
+    return len(value) <= max_len and bool(_DNS_LABEL.match(value))
+
+
+# --- Manifest fragments ---------------------------------------------------------------
+
+def pod_security_context(run_as_user: int = RUN_AS_USER) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "runAsGroup": run_as_user,
+        # Mounted volumes (emptyDirs, secret files) are group-owned by the pod's group.
+        "fsGroup": run_as_user,
+        "seccompProfile": SECCOMP_PROFILE,
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """The Pod Security Standard "restricted" profile, plus a read-only root filesystem."""
+    return {
+        "runAsNonRoot": True,
+        # setuid binaries in the image cannot gain more than the process has.
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        # Writes go to emptyDirs (writable_paths); the image stays as built.
+        "readOnlyRootFilesystem": True,
+        # A web server binds ports >= 1024 and needs no capability at all.
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": SECCOMP_PROFILE,
+    }
+
+
+def writable_volumes(container: str, paths: list[str], size_limit: str) -> tuple[list[dict], list[dict]]:
+    """emptyDirs for the paths a container must write (the root filesystem is read-only)."""
+    volumes, mounts = [], []
+    for i, path in enumerate(paths):
+        vol = f"{container}-writable-{i}"
+        volumes.append({"name": vol, "emptyDir": {"sizeLimit": size_limit}})
+        mounts.append({"name": vol, "mountPath": path})
+    return volumes, mounts
+
+
+def checkov_skips(reasons: dict[str, str]) -> dict[str, str]:
+    """Annotations that skip a checkov check on this object, one with its reason each.
+    checkov splits the value on '=', so a reason must not contain one."""
+    out = {}
+    for i, (check, reason) in enumerate(sorted(reasons.items()), start=1):
+        assert "=" not in reason, reason
+        out[f"checkov.io/skip{i}"] = f"{check}={reason}"
+    return out
+
+
+def labels(name: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": f"{name}-{pulumi.get_stack()}",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def selector(name: str) -> dict[str, str]:
+    """The immutable part of the labels (a Deployment's selector cannot change)."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": f"{name}-{pulumi.get_stack()}"}

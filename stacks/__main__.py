@@ -1,0 +1,67 @@
+"""The kit's command line.
+
+    python -m stacks render [STACK ...] [--all] [--out DIR]   offline render (default stack: fastapi-dev)
+    python -m stacks schema [--out FILE]                      JSON Schema of Pulumi.<stack>.yaml
+    python -m stacks reference                                the config reference (Markdown)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from stacks.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    render_p = sub.add_parser("render", help="run the program under mocks and write out/<stack>/")
+    render_p.add_argument("stacks", nargs="*", help="stack names (Pulumi.<stack>.yaml)")
+    render_p.add_argument("--all", action="store_true", help="every Pulumi.<stack>.yaml here")
+    render_p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    schema_p = sub.add_parser("schema", help="write the JSON Schema of the stack config")
+    schema_p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    sub.add_parser("reference", help="print the config reference as Markdown")
+    args = parser.parse_args(argv)
+
+    if args.command == "render":
+        return _render(args)
+    if args.command == "schema":
+        from stacks.schema import stack_file_schema_text
+
+        text = stack_file_schema_text()
+        if args.out:
+            args.out.write_text(text)
+            print(f"wrote {args.out}")
+        else:
+            sys.stdout.write(text)
+        return 0
+    from stacks.reference import reference_markdown
+
+    sys.stdout.write(reference_markdown())
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from stacks.render import DEFAULT_STACK, example_stacks, render
+
+    names = example_stacks() if args.all else (args.stacks or [DEFAULT_STACK])
+    failed = 0
+    for name in names:
+        started = time.perf_counter()
+        try:
+            path = render(name, args.out)
+        except ConfigError as err:
+            print(f"{name}: not rendered\n{err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{name}: wrote {path}/ in {time.perf_counter() - started:.2f} s")
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Django stack (import as `stacks.django`; the library itself is `django`)."""

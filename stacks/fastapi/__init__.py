@@ -1,0 +1,1 @@
+"""The FastAPI stack (import as `stacks.fastapi`; the library itself is `fastapi`)."""
