@@ -153,7 +153,7 @@ class ObservabilitySettings(Section):
 class StackSettings(Section):
     """Keys common to both frameworks. Load with `StackSettings.from_config(pulumi.Config())`."""
 
-    framework: str
+    framework: str = Field(description="Which setup to build: fastapi or django.")
     environment: Environment = Field(description="Profile of defaults: dev, staging or prod.")
     target: Target = Field("aws", description="aws: EKS and AWS services. local: any kubeconfig context, "
                                                "in-cluster equivalents, no AWS resources.")
@@ -161,10 +161,11 @@ class StackSettings(Section):
                                             "`pulumi destroy` refuses to delete them.")
     namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
                                   description="Kubernetes namespace; default: `<project>-<stack>`.")
-    app: AppSettings
+    app: AppSettings = Field(description="The service's container image, port, env and secrets.")
     cluster: ClusterSettings = Field(default_factory=ClusterCreate,
                                      description="Which cluster runs the app; default: create one (aws).")
-    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings,
+                                                 description="How the app is monitored.")
 
     framework_section: ClassVar[str] = ""
 
@@ -225,13 +226,13 @@ class DjangoSection(Section):
 
 class FastApiSettings(StackSettings):
     framework: Literal["fastapi"]
-    fastapi: FastApiSection = Field(default_factory=FastApiSection)
+    fastapi: FastApiSection = Field(default_factory=FastApiSection, description="FastAPI-only settings.")
     framework_section: ClassVar[str] = "fastapi"
 
 
 class DjangoSettings(StackSettings):
     framework: Literal["django"]
-    django: DjangoSection = Field(default_factory=DjangoSection)
+    django: DjangoSection = Field(default_factory=DjangoSection, description="Django-only settings.")
     framework_section: ClassVar[str] = "django"
 
 

@@ -1,0 +1,86 @@
+"""The project's contract with Pulumi, editors and readers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from stacks.reference import END, START, reference_markdown
+from stacks.render import ROOT, example_stacks, run_stack
+from stacks.schema import stack_file_schema
+
+SHARED_SCHEMA = ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
+
+
+def test_pulumi_yaml_matches_the_official_project_schema():
+    if not SHARED_SCHEMA.is_file():
+        pytest.skip(f"the official schema is shipped beside the repo at {SHARED_SCHEMA}, not found here")
+    schema = json.loads(SHARED_SCHEMA.read_text())
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    jsonschema.validate(project, schema)
+    assert project["name"] == "webstack"
+    assert project["runtime"]["name"] == "python"
+
+
+def test_every_declared_key_has_a_description_and_exists_in_the_settings():
+    from stacks.settings import StackSettings
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    for name, decl in project["config"].items():
+        assert decl.get("description"), name
+        assert name in StackSettings.model_fields, f"Pulumi.yaml declares {name}, the settings don't"
+
+
+def test_runtime_requirements_are_pinned():
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    names = {re.split(r"==", line)[0].lower() for line in lines}
+    assert {"pulumi", "pulumi-aws", "pulumi-kubernetes", "pydantic"} <= names
+    assert all("==" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("stack", example_stacks())
+def test_every_example_stack_file_passes_the_generated_editor_schema(stack):
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    jsonschema.validate(doc, stack_file_schema())
+
+
+def test_the_editor_schema_flags_a_plaintext_secret_and_an_unknown_key():
+    validator = jsonschema.Draft202012Validator(stack_file_schema())
+    base = {"webstack:framework": "fastapi", "webstack:environment": "dev"}
+    plaintext = {"config": {**base, "webstack:app": {"image": "x:1", "secrets": {"TOKEN": "abc"}}}}
+    typo = {"config": {**base, "webstack:app": {"image": "x:1", "prot": 1}}}
+    encrypted = {"config": {**base, "webstack:app": {"image": "x:1", "secrets": {"TOKEN": {"secure": "v1:x"}}}}}
+    assert list(validator.iter_errors(plaintext))
+    assert list(validator.iter_errors(typo))
+    assert not list(validator.iter_errors(encrypted))
+
+
+def test_the_readme_config_reference_is_the_generated_one():
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(START), readme.index(END) + len(END)
+    assert readme[start:end] + "\n" == reference_markdown(), \
+        "README.md's config reference is stale: replace it with `python -m stacks reference`"
+
+
+def test_the_readme_names_exactly_two_quickstart_commands_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```(?:sh|bash)\n(.+?)\n```", quick, re.S)
+    assert len(commands) == 2, commands
+    assert "python -m stacks render" in commands[0]
+    assert "tools/test" in commands[1]
+    assert (ROOT / "tools" / "test").stat().st_mode & 0o111
+
+
+@pytest.mark.parametrize("stack", ["fastapi-prod", "django-local"])
+def test_main_exports_the_documented_outputs(stack):
+    run = run_stack(stack)
+    assert {"framework", "environment", "target", "namespace"} <= set(run.outputs)
+    assert run.outputs["framework"] == stack.split("-")[0]
+    assert run.outputs["namespace"] == f"webstack-{stack}"

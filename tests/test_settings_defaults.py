@@ -1,0 +1,71 @@
+"""What a user gets when they leave keys unset, and how profiles and secrets arrive."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+from pydantic import SecretStr
+
+from stacks.settings import DjangoSettings, FastApiSettings, PROFILES, StackSettings
+
+APP = {"image": "ghcr.io/acme/api@sha256:" + "a" * 64}
+
+
+def test_the_framework_key_picks_the_section_model():
+    assert isinstance(StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP}),
+                      FastApiSettings)
+    assert isinstance(StackSettings.load({"framework": "django", "environment": "prod", "app": APP}),
+                      DjangoSettings)
+
+
+def test_unset_keys_give_the_production_answer():
+    s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    assert s.protect is True
+    assert s.target == "aws"
+    assert s.cluster.mode == "create"
+    assert s.app.port == 8000
+
+
+def test_the_dev_profile_relaxes_protection_and_the_stack_file_wins_over_it():
+    dev = StackSettings.load({"framework": "fastapi", "environment": "dev", "app": APP})
+    assert dev.protect is PROFILES["dev"]["protect"] is False
+    pinned = StackSettings.load({"framework": "fastapi", "environment": "dev", "protect": True, "app": APP})
+    assert pinned.protect is True
+
+
+def test_a_secret_set_with_pulumi_config_secret_arrives_as_a_secret():
+    s = StackSettings.load({"framework": "fastapi", "environment": "prod",
+                            "app": {**APP, "secrets": {"DB_PASSWORD": "hunter2"}}}, {"app"})
+    value = s.app.secrets["DB_PASSWORD"]
+    assert isinstance(value, SecretStr)
+    assert value.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s)
+
+
+def test_from_config_reads_the_whole_namespace_the_way_the_cli_passes_it():
+    pulumi.runtime.set_all_config({
+        "webstack:framework": "django",
+        "webstack:environment": "staging",
+        "webstack:app": json.dumps({**APP, "secrets": {"DJANGO_SECRET_KEY": "k"}}),
+        "aws:region": "eu-west-1",
+    }, ["webstack:app"])
+    s = StackSettings.from_config(pulumi.Config("webstack"))
+    assert s.framework == "django" and s.environment == "staging"
+    assert s.app.secrets["DJANGO_SECRET_KEY"].get_secret_value() == "k"
+
+
+def test_the_namespace_defaults_to_project_and_stack():
+    s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    assert s.k8s_namespace("fastapi-prod") == "webstack-fastapi-prod"
+    named = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP, "namespace": "orders"})
+    assert named.k8s_namespace("fastapi-prod") == "orders"
+
+
+def test_settings_are_immutable_once_loaded():
+    import pytest
+    from pydantic import ValidationError
+
+    s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    with pytest.raises(ValidationError):
+        s.app.port = 9000

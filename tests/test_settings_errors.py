@@ -1,0 +1,125 @@
+"""Bad stack config: each gets one precise line naming the key, and nothing is created."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.settings import ConfigError, StackSettings
+
+OK_APP = {"image": "ghcr.io/acme/api:1.0.0"}
+
+
+def stack(**overrides):
+    base = {"framework": "fastapi", "environment": "dev", "app": dict(OK_APP)}
+    base.update(overrides)
+    return base
+
+
+# (case id, config, secret top-level keys, expected key, expected hint)
+BAD = [
+    ("framework missing", {"environment": "dev", "app": OK_APP}, set(),
+     "webstack:framework:", "must be one of 'fastapi', 'django' but not set"),
+    ("framework unknown", stack(framework="flask"), set(),
+     "webstack:framework:", "got 'flask'"),
+    ("environment missing", {"framework": "fastapi", "app": OK_APP}, set(),
+     "webstack:environment:", "required but not set"),
+    ("environment typo", stack(environment="production"), set(),
+     "webstack:environment:", "must be one of 'dev', 'staging' or 'prod', got 'production'"),
+    ("target unknown", stack(target="gcp"), set(),
+     "webstack:target:", "must be one of 'aws' or 'local', got 'gcp'"),
+    ("unknown top-level key, near miss", stack(obsevability={}), set(),
+     "webstack:obsevability:", "did you mean 'observability'?"),
+    ("unknown top-level key, no near miss", stack(tier="gold"), set(),
+     "webstack:tier:", "unknown key; remove it"),
+    ("unknown nested key, near miss", stack(app={**OK_APP, "prot": 8080}), set(),
+     "webstack:app.prot:", "did you mean 'port'?"),
+    ("django section on a fastapi stack", stack(django={}), set(),
+     "webstack:django:", "configures framework 'django', but webstack:framework is 'fastapi'"),
+    ("fastapi section on a django stack", stack(framework="django", fastapi={}), set(),
+     "webstack:fastapi:", "configures framework 'fastapi', but webstack:framework is 'django'"),
+    ("app missing", {"framework": "django", "environment": "dev"}, set(),
+     "webstack:app:", "required but not set"),
+    ("image missing", stack(app={"port": 8000}), set(),
+     "webstack:app.image:", "pulumi config set --path 'webstack:app.image'"),
+    ("image empty", stack(app={"image": ""}), set(),
+     "webstack:app.image:", "at least 1 character"),
+    ("port not a number", stack(app={**OK_APP, "port": "http"}), set(),
+     "webstack:app.port:", "must be a whole number, got 'http'"),
+    ("port privileged", stack(app={**OK_APP, "port": 80}), set(),
+     "webstack:app.port:", "must be 1024..65535, got 80"),
+    ("port too large", stack(app={**OK_APP, "port": 70000}), set(),
+     "webstack:app.port:", "must be 1024..65535, got 70000"),
+    ("protect not a boolean", stack(protect="sometimes"), set(),
+     "webstack:protect:", "must be true or false, got 'sometimes'"),
+    ("app is not an object", stack(app="ghcr.io/acme/api:1"), set(),
+     "webstack:app:", "must be an object"),
+    ("env var name invalid", stack(app={**OK_APP, "env": {"1BAD": "x"}}), set(),
+     "webstack:app.env.1BAD", "does not match"),
+    ("credential in plain env", stack(app={**OK_APP, "env": {"STRIPE_API_KEY": "sk_live_x"}}), set(),
+     "webstack:app.env.STRIPE_API_KEY:",
+     "pulumi config set --secret --path 'webstack:app.secrets.STRIPE_API_KEY' <value>"),
+    ("secret given in plaintext", stack(app={**OK_APP, "secrets": {"DB_PASSWORD": "hunter2"}}), set(),
+     "webstack:app.secrets.DB_PASSWORD:",
+     "pulumi config set --secret --path 'webstack:app.secrets.DB_PASSWORD' <value>"),
+    ("same name in env and secrets",
+     stack(app={**OK_APP, "env": {"REGION": "eu"}, "secrets": {"REGION": "eu"}}), {"app"},
+     "webstack:app.env.REGION:", "also set in app.secrets"),
+    ("kubeconfig in plaintext", stack(cluster={"mode": "kubeconfig", "kubeconfig": "apiVersion: v1"}), set(),
+     "webstack:cluster.kubeconfig:", "pulumi config set --secret --path 'webstack:cluster.kubeconfig'"),
+    ("cluster mode unknown", stack(cluster={"mode": "eks"}), set(),
+     "webstack:cluster.mode:", "must be one of 'create', 'kubeconfig', 'stack_reference', 'context', got 'eks'"),
+    ("stack reference malformed", stack(cluster={"mode": "stack_reference", "stack": "platform"}), set(),
+     "webstack:cluster.stack:", "e.g. acme/platform/prod"),
+    ("key of another cluster mode", stack(cluster={"mode": "create", "kubeconfig": "x"}), {"cluster"},
+     "webstack:cluster.kubeconfig:", "unknown key"),
+    ("local target cannot create EKS", stack(target="local"), set(),
+     "webstack:cluster.mode:", "pulumi config set --path 'webstack:cluster.mode' context"),
+    ("context mode on aws", stack(cluster={"mode": "context"}), set(),
+     "webstack:cluster.mode:", "'context' is for target local"),
+    ("domain not a hostname", stack(app={**OK_APP, "domain": "https://api.example.com"}), set(),
+     "webstack:app.domain:", "e.g. api.example.com"),
+    ("certificate not an ACM ARN", stack(app={**OK_APP, "certificate_arn": "my-cert"}), set(),
+     "webstack:app.certificate_arn:", "arn:aws:acm:"),
+    ("namespace invalid", stack(namespace="Web_Stack"), set(),
+     "webstack:namespace:", "does not match"),
+]
+
+
+@pytest.mark.parametrize("config,secret_keys,where,hint", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_names_the_key_and_the_fix(config, secret_keys, where, hint):
+    with pytest.raises(ConfigError) as caught:
+        StackSettings.load(config, secret_keys)
+    lines = caught.value.problems
+    matching = [line for line in lines if line.startswith(where)]
+    assert matching, f"no problem reported for {where}: {lines}"
+    assert any(hint in line for line in matching), f"{hint!r} not in {matching}"
+
+
+def test_the_table_covers_at_least_25_bad_configs():
+    assert len(BAD) >= 25
+
+
+def test_every_problem_is_reported_at_once_one_line_each():
+    config = {"framework": "fastapi", "environment": "qa", "target": "mars",
+              "app": {"port": 1, "imag": "x"}, "django": {}}
+    with pytest.raises(ConfigError) as caught:
+        StackSettings.load(config)
+    keys = sorted(line.split(": ", 1)[0] for line in caught.value.problems)
+    assert keys == ["webstack:app.imag", "webstack:app.image", "webstack:app.port", "webstack:django",
+                    "webstack:environment", "webstack:target"]
+    assert all("\n" not in line for line in caught.value.problems)
+
+
+def test_a_plaintext_secret_is_never_echoed_back():
+    with pytest.raises(ConfigError) as caught:
+        StackSettings.load(stack(app={**OK_APP, "secrets": {"TOKEN": "s3cr3t-value"},
+                                      "env": {"GITHUB_TOKEN": "ghp_leaky"}}))
+    assert "s3cr3t-value" not in str(caught.value)
+    assert "ghp_leaky" not in str(caught.value)
+
+
+def test_the_error_is_a_pulumi_run_error_so_pulumi_prints_no_traceback():
+    import pulumi
+
+    with pytest.raises(pulumi.RunError):
+        StackSettings.load({})
