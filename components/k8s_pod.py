@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # --- Secure defaults, with the reason next to them --------------------------------
@@ -118,10 +119,10 @@ class HealthChecks(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    startup_path: str = Field("/livez", description="Path probed until the server has started.")
+    startup_path: str = Field("/healthz", description="Path probed until the server has started.")
     readiness_path: str = Field("/readyz", description="Path that says the pod can take traffic "
                                 "(also the load balancer's health check).")
-    liveness_path: str = Field("/livez", description="Path that says the process is not stuck; "
+    liveness_path: str = Field("/healthz", description="Path that says the process is not stuck; "
                                "keep it free of dependency checks.")
     period_seconds: int = Field(10, ge=1, le=300, description="Seconds between readiness/liveness probes.")
     timeout_seconds: int = Field(2, ge=1, le=60, description="Seconds a probe may take.")
@@ -280,3 +281,42 @@ def labels(name: str, component: str) -> dict[str, str]:
 def selector(name: str) -> dict[str, str]:
     """The immutable part of the labels (a Deployment's selector cannot change)."""
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": f"{name}-{pulumi.get_stack()}"}
+
+
+class SecretWiring:
+    """A Secret made from Pulumi secrets, and how a container sees it."""
+
+    def __init__(self, resource_name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
+                 secrets: dict[str, pulumi.Input[str]], secrets_as: str, container: str,
+                 opts: pulumi.ResourceOptions) -> None:
+        self.env: list[dict[str, Any]] = []
+        self.volumes: list[dict[str, Any]] = []
+        self.mounts: list[dict[str, Any]] = []
+        self.skips: dict[str, str] = {}
+        if not secrets:
+            return
+        # Auto-named on purpose: pulumi-kubernetes treats a Secret as immutable and
+        # replaces it when a value changes, so the new one gets a new name, the pod
+        # template that references it changes, and the pods roll onto the new value.
+        # (A content hash in the name would publish a hash of the secret values.)
+        secret = k8s.core.v1.Secret(
+            resource_name,
+            metadata={"namespace": namespace, "labels": labels},
+            type="Opaque",
+            # Values stay encrypted in Pulumi state even if a caller forgot to mark one secret.
+            string_data={k: pulumi.Output.secret(v) for k, v in sorted(secrets.items())},
+            opts=opts,
+        )
+        secret_name = secret.metadata.apply(lambda m: m.name)
+        if secrets_as == "files":
+            # Files, not env vars: env is inherited by every child process and shows
+            # up in crash reports and /proc/<pid>/environ (checkov CKV_K8S_35).
+            vol = f"{container}-secrets"
+            self.volumes.append({"name": vol, "secret": {"secretName": secret_name,
+                                                          "defaultMode": SECRET_FILE_MODE}})
+            self.mounts.append({"name": vol, "mountPath": SECRETS_MOUNT_PATH, "readOnly": True})
+        else:
+            self.env = [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": k}}}
+                        for k in sorted(secrets)]
+            self.skips["CKV_K8S_35"] = ("secrets_as is env: the app reads its settings from environment "
+                                        "variables by explicit opt-in")

@@ -1,0 +1,174 @@
+"""A Job run once per release (migrations, collectstatic) that gates the rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from components.k8s_pod import (
+    AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
+    IMAGE_PULL_POLICY,
+    RUN_AS_USER,
+    Resources,
+    SecretWiring,
+    check_env_names,
+    check_pinned,
+    checkov_skips,
+    container_security_context,
+    content_hash,
+    has_digest,
+    is_dns_label,
+    labels as make_labels,
+    pod_security_context,
+    warn_if_tagged,
+    writable_volumes,
+)
+
+CONTAINER = "release"
+# A Job's pod template is immutable: any spec change must replace the Job, never patch it.
+REPLACE_ON_CHANGES = ["spec"]
+# By default, a Job that failed in the last `up` is left as it is and the next `up`
+# waits on it again (it never succeeds). This annotation makes pulumi-kubernetes
+# replace an unready Job instead, so the next `up` runs the release step again.
+REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
+# Deliberately NOT set:
+# - ttlSecondsAfterFinished: if the cluster deletes a finished Job by itself, the next
+#   `pulumi up --refresh` finds it gone and re-creates it, running the step again. The
+#   old Job is deleted when the next release replaces it instead.
+# - pulumi.com/skipAwait: the provider must wait for the Job to complete, or the
+#   Deployment would roll out before the migration ran.
+
+
+def job_name(prefix: str, image: str, command: list[str]) -> str:
+    """`<prefix>-<8 hex>`: a new image or command makes a new Job, an unchanged one
+    keeps the same name, so nothing runs again."""
+    return f"{prefix}-{content_hash(image, *command)}"
+
+
+class ReleaseJobArgs(BaseModel):
+    """One release step: the image and command it runs, its retries and deadline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = Field(description="Image by digest (repo@sha256:...); usually the release's app image.")
+    require_digest: bool = Field(True, description="Refuse images pinned by tag only (off in dev, with a warning).")
+    command: list[str] = Field(min_length=1, description="Command run once per release, "
+                               "e.g. ['python', 'manage.py', 'migrate', '--noinput'].")
+    env: dict[str, str] = Field({}, description="Plain environment variables.")
+    resources: Resources = Field(Resources(), description="CPU and memory of the Job's container.")
+    backoff_limit: int = Field(
+        1, ge=0, le=10, description="Retries after a failed pod; low, since a release step that fails "
+        "twice needs a human.")
+    active_deadline_seconds: int = Field(
+        600, ge=30, le=86400, description="Seconds before the Job is failed, however many retries remain.")
+    secrets_as: Literal["files", "env"] = Field(
+        "files", description="How `secrets=` reach the command: files under /var/run/secrets/app, or env vars.")
+    writable_paths: list[str] = Field(["/tmp"], description="Directories given a writable emptyDir.")
+    writable_size_limit: str = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
+    run_as_user: int = Field(RUN_AS_USER, ge=10000, description="UID (and GID) the pod runs as.")
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _writable(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not p.startswith("/")]
+        if bad:
+            raise ValueError(f"writable_paths: {bad} are not absolute paths (e.g. '/tmp')")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ReleaseJobArgs":
+        problems = [p for p in (check_pinned(self.image, require_digest=self.require_digest),
+                                check_env_names(list(self.env), field="env")) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ReleaseJob(pulumi.ComponentResource):
+    """A Job named after its image and command, run once per release with the restricted
+    pod profile; `completed` resolves only once the Job has succeeded."""
+
+    job_name: pulumi.Output[str]
+    completed: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ReleaseJobArgs, *,
+                 namespace: pulumi.Input[str],
+                 secrets: Mapping[str, pulumi.Input[str]] | None = None,
+                 service_account_name: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """`service_account_name`: e.g. a WebService's account, when the step needs AWS
+        access (collectstatic writing to S3). Pass the ReleaseJob to the WebService's
+        `depends_on` so the rollout waits for it."""
+        super().__init__("webstack:components:ReleaseJob", name, None, opts)
+        if not is_dns_label(name, 40):
+            raise ValueError(f"ReleaseJob name {name!r} must be a DNS label of at most 40 characters")
+        secrets = dict(secrets or {})
+        if problem := check_env_names(list(secrets), field="secrets"):
+            raise ValueError(problem)
+        if not args.require_digest:
+            warn_if_tagged(args.image, self)
+
+        labels = make_labels(name, "release")
+        ns = pulumi.Output.from_input(namespace)
+        child = pulumi.ResourceOptions(parent=self)
+        wiring = SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
+                              secrets_as=args.secrets_as, container=CONTAINER, opts=child)
+        wvols, wmounts = writable_volumes(CONTAINER, args.writable_paths, args.writable_size_limit)
+
+        skips = dict(wiring.skips)
+        if not has_digest(args.image):
+            skips["CKV_K8S_43"] = "dev image pinned by tag (require_digest off); staging and prod require a digest"
+
+        pod_spec = {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
+            "enableServiceLinks": False,
+            "securityContext": pod_security_context(args.run_as_user),
+            "containers": [{
+                "name": CONTAINER,
+                "image": args.image,
+                "imagePullPolicy": IMAGE_PULL_POLICY,
+                "command": args.command,
+                "env": [{"name": k, "value": v} for k, v in sorted(args.env.items())] + wiring.env,
+                "resources": args.resources.to_k8s(),
+                "securityContext": container_security_context(),
+                "volumeMounts": wiring.mounts + wmounts,
+            }],
+            "volumes": wiring.volumes + wvols,
+        }
+        if service_account_name is not None:
+            pod_spec["serviceAccountName"] = service_account_name
+
+        # pulumi-kubernetes waits for the Job to complete; give it the Job's own deadline
+        # plus time to pull the image and schedule, so Kubernetes, not Pulumi, decides.
+        timeout = f"{args.active_deadline_seconds + 300}s"
+        job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata={"name": job_name(name, args.image, args.command), "namespace": ns, "labels": labels,
+                      "annotations": {**REPLACE_UNREADY, **checkov_skips(skips)}},
+            spec={
+                "backoffLimit": args.backoff_limit,
+                "activeDeadlineSeconds": args.active_deadline_seconds,
+                "completions": 1,
+                "parallelism": 1,
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                replace_on_changes=REPLACE_ON_CHANGES,
+                # The name is fixed for a given image and command: delete the old Job
+                # first, or the new one would collide with it ("already exists").
+                delete_before_replace=True,
+                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+            ),
+        )
+
+        self.job_name = job.metadata.apply(lambda m: m.name)
+        # Resolves only after the provider saw the Job complete (a failed Job fails the
+        # `up` here), so anything built from it waits for the release step.
+        self.completed = self.job_name
+        self.register_outputs({"job_name": self.job_name, "completed": self.completed})

@@ -1,0 +1,579 @@
+"""An HTTP service on Kubernetes: autoscaled, spread, restricted, and rolled out and
+scaled in without dropping a request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from components.k8s_pod import (
+    AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
+    IMAGE_PULL_POLICY,
+    RUN_AS_USER,
+    HealthChecks,
+    Resources,
+    SecretWiring,
+    check_env_names,
+    check_pinned,
+    checkov_skips,
+    container_security_context,
+    content_hash,
+    has_digest,
+    is_dns_label,
+    labels as make_labels,
+    pod_security_context,
+    selector as make_selector,
+    warn_if_tagged,
+    writable_volumes,
+)
+
+__all__ = [
+    "AlbIngress", "Autoscaling", "ClassIngress", "ConfigFiles", "ExtraContainer", "HealthChecks",
+    "Resources", "WebService", "WebServiceArgs", "termination_grace_period",
+]
+
+APP_CONTAINER = "app"
+# New pods must be Ready before an old one goes: capacity never drops during a rollout.
+MAX_UNAVAILABLE = 0
+MAX_SURGE = "25%"
+# One voluntary disruption at a time, whatever the replica count: node drains always
+# progress (minAvailable 1 would block nothing at 10 replicas and everything at 1),
+# and capacity drops by at most one pod.
+PDB_MAX_UNAVAILABLE = 1
+# Pods that are not Ready anyway must not block a node drain.
+UNHEALTHY_POD_EVICTION_POLICY = "AlwaysAllow"
+# Hostname spread is a hard rule (one node loss takes at most ~1/N of the pods). Zone
+# spread is a preference: laptop and single-zone clusters have no zone label, and a hard
+# rule there leaves pods Pending.
+TOPOLOGY_SPREAD = (("kubernetes.io/hostname", "DoNotSchedule"),
+                   ("topology.kubernetes.io/zone", "ScheduleAnyway"))
+# Modern TLS only (TLS 1.3 and 1.2 with forward secrecy).
+ALB_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def termination_grace_period(prestop_delay: int, server_graceful_timeout: int, margin: int) -> int:
+    """Seconds Kubernetes waits before SIGKILL, counted from the moment the pod is deleted.
+
+        t = 0                          pod is Terminating; the endpoints controller removes it from
+                                       the EndpointSlices, but kube-proxy / the ALB take seconds to
+                                       stop sending, so the pod must keep serving:
+        t = 0 .. prestop_delay         preStop `sleep` runs, the server still accepts requests;
+        t = prestop_delay              the kubelet sends SIGTERM; the server stops accepting and
+                                       finishes in-flight requests within its graceful timeout;
+        t = prestop + graceful         the server has exited;
+        + margin                       for the process to flush and exit before SIGKILL.
+
+    The preStop hook's time counts against the grace period, so the period is the sum.
+    """
+    return prestop_delay + server_graceful_timeout + margin
+
+
+class Autoscaling(BaseModel):
+    """HorizontalPodAutoscaler bounds and targets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_replicas: int = Field(2, ge=1, le=1000, description="Fewest pods, count.")
+    max_replicas: int = Field(10, ge=1, le=1000, description="Most pods, count.")
+    cpu_target_percent: int = Field(
+        70, ge=10, le=100, description="Average CPU use of the app container, percent of its cpu_request.")
+    memory_target_percent: int | None = Field(
+        None, ge=10, le=100, description="Average memory use, percent of memory_request; None to ignore memory.")
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, le=3600, description="Seconds of lower load before pods are removed (stops flapping).")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> "Autoscaling":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas}); "
+                             "lower min_replicas or raise max_replicas")
+        return self
+
+
+def _absolute_paths(value: list[str], field: str) -> list[str]:
+    bad = [p for p in value if not p.startswith("/")]
+    if bad:
+        raise ValueError(f"{field}: {bad} are not absolute paths (e.g. '/tmp')")
+    return value
+
+
+class ExtraContainer(BaseModel):
+    """Another container in the same pod, e.g. Nginx in front of Gunicorn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Container name (DNS label), unique in the pod.")
+    image: str = Field(description="Image by digest (repo@sha256:...), or by tag in dev.")
+    port: int = Field(ge=1024, le=65535, description="TCP port it listens on (>= 1024: no capability to bind).")
+    command: list[str] | None = Field(None, description="Entrypoint override.")
+    args: list[str] | None = Field(None, description="Arguments override.")
+    env: dict[str, str] = Field({}, description="Plain environment variables.")
+    health_path: str | None = Field(
+        None, description="HTTP path for its readiness and liveness probes; None probes the TCP port.")
+    resources: Resources = Field(
+        Resources(cpu_request="50m", cpu_limit="500m", memory_request="64Mi", memory_limit="128Mi"),
+        description="CPU and memory of this container.")
+    writable_paths: list[str] = Field(["/tmp"], description="Directories given a writable emptyDir.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not is_dns_label(value, 63) or value == APP_CONTAINER:
+            raise ValueError(f"name: {value!r} must be a DNS label other than {APP_CONTAINER!r}")
+        return value
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"health_path: must be a URL path starting with '/', got {value!r}")
+        return value
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _writable(cls, value: list[str]) -> list[str]:
+        return _absolute_paths(value, "writable_paths")
+
+
+class ConfigFiles(BaseModel):
+    """Files mounted read-only from a ConfigMap whose name carries a hash of the content,
+    so a changed file rolls the pods."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str = Field(description="Short name of this set of files (DNS label, <= 20 chars), e.g. 'nginx'.")
+    mount_path: str = Field(description="Directory the files appear in; it hides what the image has there.")
+    files: dict[str, str] = Field(min_length=1, description="File name -> content.")
+    containers: list[str] = Field([APP_CONTAINER], min_length=1, description="Containers that mount them.")
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not is_dns_label(value, 20):
+            raise ValueError(f"role: {value!r} must be a DNS label of at most 20 characters")
+        return value
+
+    @field_validator("mount_path")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        return _absolute_paths([value], "mount_path")[0]
+
+    @field_validator("files")
+    @classmethod
+    def _file_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if "/" in k or k in {".", ".."} or not k]
+        if bad:
+            raise ValueError(f"files: {bad} are not file names (no '/')")
+        return value
+
+
+class AlbIngress(BaseModel):
+    """An AWS Application Load Balancer sending straight to pod IPs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["alb"] = "alb"
+    host: str | None = Field(None, description="DNS name served; None answers any host.")
+    certificate_arn: str | None = Field(
+        None, description="ACM certificate for HTTPS; with it, HTTP redirects to HTTPS.")
+    scheme: Literal["internet-facing", "internal"] = Field("internet-facing", description="Who can reach the ALB.")
+    ingress_class_name: str = Field("alb", description="IngressClass of the ALB controller (EKS Auto Mode: alb).")
+    ssl_policy: str = Field(ALB_SSL_POLICY, description="ALB TLS policy.")
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _arn(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("arn:aws:acm:"):
+            raise ValueError(f"certificate_arn: {value!r} is not an ACM certificate ARN (arn:aws:acm:...)")
+        return value
+
+
+class ClassIngress(BaseModel):
+    """An Ingress for an in-cluster controller (Nginx, Traefik) picked by class."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["class"] = "class"
+    ingress_class_name: str = Field("nginx", description="IngressClass name.")
+    host: str | None = Field(None, description="DNS name served; None answers any host.")
+    tls_secret_name: str | None = Field(None, description="Secret (type kubernetes.io/tls) for HTTPS.")
+
+
+Ingress = Annotated[AlbIngress | ClassIngress, Field(discriminator="kind")]
+
+
+class WebServiceArgs(BaseModel):
+    """One HTTP app: image, server port, probes, scaling, shutdown timing, and how traffic gets in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = Field(description="App image by digest (repo@sha256:...); a tag only when require_digest is off.")
+    require_digest: bool = Field(
+        True, description="Refuse images pinned by tag only (staging, prod); off in dev, with a warning.")
+    port: int = Field(8000, ge=1024, le=65535, description="TCP port the app server listens on.")
+    command: list[str] | None = Field(None, description="Entrypoint override of the app container.")
+    args: list[str] | None = Field(None, description="Arguments override of the app container.")
+    env: dict[str, str] = Field({}, description="Plain environment variables (secrets go to `secrets=`).")
+    resources: Resources = Field(Resources(), description="CPU and memory of the app container.")
+    health: HealthChecks = Field(HealthChecks(), description="Probe paths and timing (app container).")
+    autoscaling: Autoscaling | None = Field(
+        Autoscaling(), description="HPA settings; None for a fixed `replicas` count.")
+    replicas: int = Field(2, ge=1, le=1000, description="Fixed pod count, used only when autoscaling is None.")
+    allow_single_replica: bool = Field(
+        False, description="Accept one replica (dev only): a rollout or node drain then drops requests.")
+    prestop_delay_seconds: int = Field(
+        15, ge=0, le=120, description="Seconds the pod keeps serving after it is marked Terminating, "
+        "while kube-proxy and the load balancer stop sending to it.")
+    server_graceful_timeout_seconds: int = Field(
+        30, ge=1, le=600, description="Seconds the server takes after SIGTERM to finish in-flight "
+        "requests (Gunicorn graceful_timeout, Uvicorn timeout_graceful_shutdown): pass the same value to it.")
+    shutdown_margin_seconds: int = Field(5, ge=1, le=60, description="Seconds added before SIGKILL.")
+    extra_containers: list[ExtraContainer] = Field([], description="Other containers of the pod (e.g. Nginx).")
+    serve_from: str = Field(APP_CONTAINER, description="Container whose port receives the Service's traffic.")
+    config_files: list[ConfigFiles] = Field([], description="Config files mounted from ConfigMaps.")
+    metrics_port: int | None = Field(
+        None, ge=1024, le=65535, description="TCP port serving Prometheus /metrics (Service port 'metrics').")
+    service_port: int = Field(80, ge=1, le=65535, description="Port of the ClusterIP Service.")
+    ingress: Ingress | None = Field(None, description="How traffic gets in; None keeps it cluster-internal.")
+    secrets_as: Literal["files", "env"] = Field(
+        "files", description="How `secrets=` reach the app: files under /var/run/secrets/app, or env vars.")
+    writable_paths: list[str] = Field(["/tmp"], description="App directories given a writable emptyDir.")
+    writable_size_limit: str = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
+    run_as_user: int = Field(RUN_AS_USER, ge=10000, description="UID (and GID) the pod runs as.")
+    component: str = Field("web", description="Value of the app.kubernetes.io/component label.")
+    kubernetes_api_access: bool = Field(
+        False, description="Mount the ServiceAccount token (only for pods calling the Kubernetes API).")
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _writable(cls, value: list[str]) -> list[str]:
+        return _absolute_paths(value, "writable_paths")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "WebServiceArgs":
+        problems = []
+        for field, image in [("image", self.image)] + [
+                (f"extra_containers.{c.name}.image", c.image) for c in self.extra_containers]:
+            if problem := check_pinned(image, require_digest=self.require_digest, field=field):
+                problems.append(problem)
+        if not self.allow_single_replica:
+            if self.autoscaling and self.autoscaling.min_replicas < 2:
+                problems.append(
+                    f"autoscaling.min_replicas: {self.autoscaling.min_replicas} is below 2; one pod drops "
+                    "requests on every rollout and node drain (set allow_single_replica=True in dev only)")
+            if self.autoscaling is None and self.replicas < 2:
+                problems.append(f"replicas: {self.replicas} is below 2; set allow_single_replica=True in dev only")
+        names = [APP_CONTAINER] + [c.name for c in self.extra_containers]
+        if len(set(names)) != len(names):
+            problems.append(f"extra_containers: container names {names} are not unique")
+        if self.serve_from not in names:
+            problems.append(f"serve_from: {self.serve_from!r} is not a container of the pod {names}")
+        ports = [self.port] + [c.port for c in self.extra_containers]
+        if len(set(ports)) != len(ports):
+            problems.append(f"extra_containers: ports {ports} collide (the pod shares one network namespace)")
+        roles = [c.role for c in self.config_files]
+        if len(set(roles)) != len(roles):
+            problems.append(f"config_files: roles {roles} are not unique")
+        for c in self.config_files:
+            unknown = sorted(set(c.containers) - set(names))
+            if unknown:
+                problems.append(f"config_files.{c.role}.containers: {unknown} are not containers of the pod {names}")
+        if problem := check_env_names(list(self.env), field="env"):
+            problems.append(problem)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def termination_grace_period_seconds(self) -> int:
+        return termination_grace_period(self.prestop_delay_seconds, self.server_graceful_timeout_seconds,
+                                         self.shutdown_margin_seconds)
+
+    @property
+    def serving_port(self) -> int:
+        if self.serve_from == APP_CONTAINER:
+            return self.port
+        return next(c.port for c in self.extra_containers if c.name == self.serve_from)
+
+
+class WebService(pulumi.ComponentResource):
+    """Deployment + Service + HPA + PDB (+ Ingress) for one HTTP app: restricted pods
+    (non-root, read-only root, no capabilities), images by digest, zero-downtime rollouts."""
+
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    service_account_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    ingress_hostname: pulumi.Output[str | None]
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: WebServiceArgs, *,
+                 namespace: pulumi.Input[str],
+                 secrets: Mapping[str, pulumi.Input[str]] | None = None,
+                 service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+                 depends_on: Sequence[pulumi.Resource] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """`secrets`: env var name -> Pulumi secret (see `secrets_as`).
+        `service_account_annotations`: e.g. the IRSA role ARN.
+        `depends_on`: resources the rollout waits for, e.g. ReleaseJobs; a failed Job
+        fails the update before the Deployment changes, so the old pods keep serving."""
+        super().__init__("webstack:components:WebService", name, None, opts)
+        if not is_dns_label(name, 40):
+            raise ValueError(f"WebService name {name!r} must be a DNS label of at most 40 characters")
+        secrets = dict(secrets or {})
+        if problem := check_env_names(list(secrets), field="secrets"):
+            raise ValueError(problem)
+        if clash := sorted(set(secrets) & set(args.env)):
+            raise ValueError(f"secrets: {clash} are also plain env vars; keep each name in one place")
+        if not args.require_digest:
+            for image in [args.image] + [c.image for c in args.extra_containers]:
+                warn_if_tagged(image, self)
+
+        child = pulumi.ResourceOptions(parent=self)
+        labels = make_labels(name, args.component)
+        match = make_selector(name)
+        ns = pulumi.Output.from_input(namespace)
+        meta = {"name": name, "namespace": ns, "labels": labels}
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata={**meta, "annotations": dict(service_account_annotations or {})},
+            automount_service_account_token=args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
+            opts=child,
+        )
+
+        wiring = SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
+                              secrets_as=args.secrets_as, container=APP_CONTAINER, opts=child)
+
+        volumes: list[dict[str, Any]] = list(wiring.volumes)
+        mounts: dict[str, list[dict[str, Any]]] = {APP_CONTAINER: list(wiring.mounts)}
+        for c in args.extra_containers:
+            mounts[c.name] = []
+        for files in args.config_files:
+            digest = content_hash(*(f"{k}\0{v}" for k, v in sorted(files.files.items())))
+            # The content hash is in the name: a changed file makes a new ConfigMap, the pod
+            # template changes with it, and the pods roll. Immutable, since it never changes.
+            cm = k8s.core.v1.ConfigMap(
+                f"{name}-config-{files.role}",
+                metadata={**meta, "name": f"{name}-{files.role}-{digest}"},
+                data=dict(sorted(files.files.items())),
+                immutable=True,
+                opts=child,
+            )
+            vol = f"config-{files.role}"
+            volumes.append({"name": vol, "configMap": {"name": cm.metadata.apply(lambda m: m.name)}})
+            for container in files.containers:
+                mounts[container].append({"name": vol, "mountPath": files.mount_path, "readOnly": True})
+
+        grace = args.termination_grace_period_seconds
+        # Every container keeps serving through the endpoint-removal window (see
+        # termination_grace_period); `sleep` needs no shell in the image (GA in 1.34).
+        lifecycle = {"preStop": {"sleep": {"seconds": args.prestop_delay_seconds}}} \
+            if args.prestop_delay_seconds else None
+
+        def container(cname: str, image: str, command, cargs, env: list[dict], ports: list[dict],
+                      resources: Resources, probes: dict, writable: list[str]) -> dict[str, Any]:
+            wvols, wmounts = writable_volumes(cname, writable, args.writable_size_limit)
+            volumes.extend(wvols)
+            spec: dict[str, Any] = {
+                "name": cname,
+                "image": image,
+                "imagePullPolicy": IMAGE_PULL_POLICY,
+                "ports": ports,
+                "env": env,
+                "resources": resources.to_k8s(),
+                "securityContext": container_security_context(),
+                "volumeMounts": mounts[cname] + wmounts,
+                **probes,
+            }
+            if command:
+                spec["command"] = command
+            if cargs:
+                spec["args"] = cargs
+            if lifecycle:
+                spec["lifecycle"] = lifecycle
+            return spec
+
+        app_ports = [{"name": "http", "containerPort": args.port, "protocol": "TCP"}]
+        if args.metrics_port and args.metrics_port not in {args.port, *(c.port for c in args.extra_containers)}:
+            app_ports.append({"name": "metrics", "containerPort": args.metrics_port, "protocol": "TCP"})
+        containers = [container(
+            APP_CONTAINER, args.image, args.command, args.args,
+            [{"name": k, "value": v} for k, v in sorted(args.env.items())] + wiring.env,
+            app_ports, args.resources, args.health.probes(args.port), args.writable_paths)]
+        for c in args.extra_containers:
+            if c.health_path:
+                check = {"httpGet": {"path": c.health_path, "port": c.port, "scheme": "HTTP"}}
+            else:
+                check = {"tcpSocket": {"port": c.port}}
+            timing = {"periodSeconds": args.health.period_seconds, "timeoutSeconds": args.health.timeout_seconds}
+            probes = {"readinessProbe": {**check, **timing, "failureThreshold": args.health.readiness_failure_threshold},
+                      "livenessProbe": {**check, **timing, "failureThreshold": args.health.liveness_failure_threshold}}
+            containers.append(container(
+                c.name, c.image, c.command, c.args, [{"name": k, "value": v} for k, v in sorted(c.env.items())],
+                [{"containerPort": c.port, "protocol": "TCP"}], c.resources, probes, c.writable_paths))
+
+        skips = dict(wiring.skips)
+        if not all(has_digest(i) for i in [args.image] + [c.image for c in args.extra_containers]):
+            skips["CKV_K8S_43"] = "dev image pinned by tag (require_digest off); staging and prod require a digest"
+
+        deployment_spec: dict[str, Any] = {
+            "selector": {"matchLabels": match},
+            "revisionHistoryLimit": 5,
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxUnavailable": MAX_UNAVAILABLE, "maxSurge": MAX_SURGE}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": account.metadata.apply(lambda m: m.name),
+                    "automountServiceAccountToken": args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
+                    # No FOO_SERVICE_HOST/PORT env vars for every Service in the namespace:
+                    # they leak topology and can clash with the app's own settings.
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security_context(args.run_as_user),
+                    "terminationGracePeriodSeconds": grace,
+                    "topologySpreadConstraints": [
+                        {"topologyKey": key, "maxSkew": 1, "whenUnsatisfiable": when,
+                         "labelSelector": {"matchLabels": match},
+                         # Count only pods of the same revision, so a rollout is not skewed by old pods.
+                         "matchLabelKeys": ["pod-template-hash"]}
+                        for key, when in TOPOLOGY_SPREAD],
+                    "containers": containers,
+                    "volumes": volumes,
+                },
+            },
+        }
+        if args.autoscaling is None:
+            deployment_spec["replicas"] = args.replicas
+        # else: `replicas` stays unset so the HPA owns it; a value here would reset the
+        # pod count on every `pulumi up`.
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={**meta, **({"annotations": checkov_skips(skips)} if skips else {})},
+            spec=deployment_spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on or [])),
+        )
+        deployment_name = deployment.metadata.apply(lambda m: m.name)
+
+        service_ports = [{"name": "http", "port": args.service_port, "targetPort": args.serving_port,
+                          "protocol": "TCP"}]
+        if args.metrics_port and args.metrics_port != args.serving_port:
+            service_ports.append({"name": "metrics", "port": args.metrics_port, "targetPort": args.metrics_port,
+                                  "protocol": "TCP"})
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec={"type": "ClusterIP", "selector": match, "ports": service_ports},
+            opts=child,
+        )
+        service_name = service.metadata.apply(lambda m: m.name)
+
+        if args.autoscaling is not None:
+            auto = args.autoscaling
+            # ContainerResource: the app container's own use, so an idle sidecar (Nginx)
+            # does not dilute the average and delay scale-out.
+            metrics = [{"type": "ContainerResource", "containerResource": {
+                "name": "cpu", "container": APP_CONTAINER,
+                "target": {"type": "Utilization", "averageUtilization": auto.cpu_target_percent}}}]
+            if auto.memory_target_percent is not None:
+                metrics.append({"type": "ContainerResource", "containerResource": {
+                    "name": "memory", "container": APP_CONTAINER,
+                    "target": {"type": "Utilization", "averageUtilization": auto.memory_target_percent}}})
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-autoscaler",
+                metadata=meta,
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+                    "minReplicas": auto.min_replicas,
+                    "maxReplicas": auto.max_replicas,
+                    "metrics": metrics,
+                    "behavior": {"scaleDown": {
+                        "stabilizationWindowSeconds": auto.scale_down_stabilization_seconds,
+                        # Scale in gently: each removed pod goes through the graceful shutdown.
+                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                    }},
+                },
+                opts=child,
+            )
+
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-disruption-budget",
+            metadata=meta,
+            spec={"selector": {"matchLabels": match}, "maxUnavailable": PDB_MAX_UNAVAILABLE,
+                  "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY},
+            opts=child,
+        )
+
+        self.ingress_hostname = pulumi.Output.from_input(None)
+        self.url = pulumi.Output.format("http://{0}.{1}.svc.cluster.local:{2}", service_name, ns, args.service_port)
+        if args.ingress is not None:
+            self._ingress(name, args, meta, service_name, child)
+
+        self.deployment_name = deployment_name
+        self.service_name = service_name
+        self.service_account_name = account.metadata.apply(lambda m: m.name)
+        self.namespace = ns
+        self.register_outputs({
+            "deployment_name": self.deployment_name, "service_name": self.service_name,
+            "service_account_name": self.service_account_name, "namespace": self.namespace,
+            "ingress_hostname": self.ingress_hostname, "url": self.url,
+        })
+
+    def _ingress(self, name: str, args: WebServiceArgs, meta: dict, service_name: pulumi.Output[str],
+                 child: pulumi.ResourceOptions) -> None:
+        ing = args.ingress
+        annotations: dict[str, str] = {}
+        tls: list[dict[str, Any]] = []
+        if isinstance(ing, AlbIngress):
+            https = ing.certificate_arn is not None
+            annotations = {
+                "alb.ingress.kubernetes.io/scheme": ing.scheme,
+                # Straight to pod IPs: no extra hop through a NodePort, and readiness
+                # gates the ALB's targets directly.
+                "alb.ingress.kubernetes.io/target-type": "ip",
+                "alb.ingress.kubernetes.io/healthcheck-path": args.health.readiness_path,
+                "alb.ingress.kubernetes.io/healthcheck-port": "traffic-port",
+                # Deregistration waits for in-flight requests no longer than the pod serves them.
+                "alb.ingress.kubernetes.io/target-group-attributes":
+                    "deregistration_delay.timeout_seconds="
+                    f"{args.prestop_delay_seconds + args.server_graceful_timeout_seconds}",
+                "alb.ingress.kubernetes.io/listen-ports":
+                    json.dumps([{"HTTP": 80}, {"HTTPS": 443}] if https else [{"HTTP": 80}]),
+            }
+            if https:
+                annotations.update({
+                    "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
+                    "alb.ingress.kubernetes.io/ssl-redirect": "443",
+                    "alb.ingress.kubernetes.io/ssl-policy": ing.ssl_policy,
+                })
+        else:
+            https = ing.tls_secret_name is not None
+            if https:
+                tls = [{"secretName": ing.tls_secret_name, **({"hosts": [ing.host]} if ing.host else {})}]
+        rule: dict[str, Any] = {"http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": service_name, "port": {"name": "http"}}}}]}}
+        if ing.host:
+            rule["host"] = ing.host
+        spec: dict[str, Any] = {"ingressClassName": ing.ingress_class_name, "rules": [rule]}
+        if tls:
+            spec["tls"] = tls
+        ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata={**meta, **({"annotations": annotations} if annotations else {})},
+            spec=spec,
+            opts=child,
+        )
+        scheme = "https" if https else "http"
+        lb_host = ingress.status.apply(
+            lambda s: (s.load_balancer.ingress[0].hostname or s.load_balancer.ingress[0].ip)
+            if s and s.load_balancer and s.load_balancer.ingress else None)
+        self.ingress_hostname = lb_host
+        self.url = pulumi.Output.from_input(f"{scheme}://{ing.host}") if ing.host else \
+            lb_host.apply(lambda h: f"{scheme}://{h}" if h else "")
