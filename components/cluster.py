@@ -1,0 +1,237 @@
+"""EKS in Auto Mode with KMS-encrypted secrets and API access entries, or an existing cluster.
+
+Whatever the mode, the component exposes a Kubernetes `provider` for the rest of the stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Annotated, Literal, Union
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from components.naming import EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, physical_name, stack_prefix
+
+TYPE = "webstack:components:Cluster"
+
+ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# What EKS Auto Mode needs the cluster role to do: run compute, EBS, load balancers and
+# VPC networking on the cluster's behalf (AWS docs, "Auto Mode cluster IAM role").
+CLUSTER_ROLE_POLICIES = ("AmazonEKSClusterPolicy", "AmazonEKSComputePolicy", "AmazonEKSBlockStoragePolicy",
+                         "AmazonEKSLoadBalancingPolicy", "AmazonEKSNetworkingPolicy")
+# Auto Mode nodes only need to join the cluster and pull images.
+NODE_ROLE_POLICIES = ("AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly")
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$"
+
+
+class CreateClusterArgs(BaseModel):
+    """Create an EKS cluster in Auto Mode (managed, autoscaled nodes, ALB ingress and EBS built in)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["create"] = "create"
+    version: str = Field("1.33", pattern=r"^1\.\d{2}$", description="Kubernetes minor version, e.g. '1.33'.")
+    endpoint_public_access_cidrs: list[str] = Field(
+        default_factory=list,
+        description="IPv4 CIDRs allowed to reach the public API endpoint (CI runners, VPN egress). "
+                    "Empty: the endpoint is private, reachable from inside the VPC only.")
+    admin_principal_arns: list[Annotated[str, Field(pattern=_ARN)]] = Field(
+        default_factory=list,
+        description="IAM role/user ARNs given cluster-admin through EKS access entries.")
+    node_pools: list[Literal["general-purpose", "system"]] = Field(
+        default_factory=lambda: ["general-purpose", "system"],
+        min_length=1, description="Auto Mode built-in node pools to enable.")
+    control_plane_logs: list[Literal[LOG_TYPES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["api", "audit", "authenticator"],
+        description="Control-plane log types sent to CloudWatch Logs.")
+    log_retention_days: Literal[7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = Field(
+        90, description="Retention of the control-plane log group, days.")
+    deletion_protection: bool = Field(True, description="EKS refuses to delete the cluster until this is turned off.")
+
+    @field_validator("endpoint_public_access_cidrs")
+    @classmethod
+    def _no_open_endpoint(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            try:
+                net = ipaddress.IPv4Network(cidr)
+            except ValueError:
+                raise ValueError(f"endpoint_public_access_cidrs: not an IPv4 CIDR, got {cidr!r}") from None
+            if net.prefixlen == 0:
+                raise ValueError(f"endpoint_public_access_cidrs: {cidr!r} opens the API to the internet; "
+                                 "list your CI and VPN egress ranges instead")
+        return cidrs
+
+    @field_validator("control_plane_logs")
+    @classmethod
+    def _audit_kept(cls, logs: list[str]) -> list[str]:
+        missing = [t for t in ("api", "audit", "authenticator") if t not in logs]
+        if missing:
+            raise ValueError(f"control_plane_logs: must include {missing}, got {logs}")
+        return logs
+
+
+class KubeconfigClusterArgs(BaseModel):
+    """Use an existing cluster through a kubeconfig passed as a Pulumi secret (keyword `kubeconfig`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["kubeconfig"]
+    cluster_name: str | None = Field(None, description="EKS cluster name, for Pod Identity associations (optional).")
+    cluster_security_group_id: str | None = Field(
+        None, pattern=r"^sg-[0-9a-f]{8,17}$", description="Security group of the cluster's pods, for database ingress.")
+
+
+class StackReferenceClusterArgs(BaseModel):
+    """Use a cluster another Pulumi stack (a platform stack) created and exports."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["stack_reference"]
+    stack: str = Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$", description="Platform stack, 'org/project/stack'.")
+    output: str = Field("kubeconfig", min_length=1, description="Name of the stack output holding the kubeconfig.")
+    cluster_name: str | None = Field(None, description="EKS cluster name, for Pod Identity associations (optional).")
+    cluster_security_group_id: str | None = Field(
+        None, pattern=r"^sg-[0-9a-f]{8,17}$", description="Security group of the cluster's pods, for database ingress.")
+
+
+ClusterArgs = Annotated[Union[CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs],
+                        Field(discriminator="mode")]
+
+
+def _trust(service: str, *actions: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": list(actions)}]})
+
+
+def kubeconfig_for(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token` (no long-lived token in it)."""
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": cluster_name,
+        "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+            "interactiveMode": "Never"}}}],
+    }, sort_keys=True)
+
+
+class Cluster(pulumi.ComponentResource):
+    """EKS Auto Mode cluster: private-by-default API, KMS-encrypted secrets, audit logs, access entries only."""
+
+    provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]
+    cluster_name: pulumi.Output[str] | None
+    cluster_security_group_id: pulumi.Output[str] | None
+    oidc_issuer: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: CreateClusterArgs | KubeconfigClusterArgs | StackReferenceClusterArgs, *,
+                 subnet_ids: pulumi.Input[list[str]] | None = None,
+                 kubeconfig: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """`subnet_ids` (private subnets) is required to create; `kubeconfig` (a secret) for mode 'kubeconfig'."""
+        super().__init__(TYPE, name, None, opts)
+        self.oidc_issuer = None
+        self.node_role_arn: pulumi.Output[str] | None = None
+        depends: list[pulumi.Resource] = []
+        if isinstance(args, CreateClusterArgs):
+            if subnet_ids is None:
+                raise ValueError(f"Cluster {name!r}: subnet_ids is required with mode 'create' (pass Network.private_subnet_ids)")
+            depends = self._create(name, args, subnet_ids)
+        else:
+            if isinstance(args, KubeconfigClusterArgs):
+                if kubeconfig is None:
+                    raise ValueError(f"Cluster {name!r}: mode 'kubeconfig' needs the kubeconfig keyword "
+                                     "(a Pulumi secret, e.g. config.require_secret('kubeconfig'))")
+                raw = pulumi.Output.from_input(kubeconfig)
+            else:
+                ref = pulumi.StackReference(f"{name}-platform", stack_name=args.stack,
+                                            opts=pulumi.ResourceOptions(parent=self))
+                raw = ref.require_output(args.output)
+            self.kubeconfig = pulumi.Output.secret(raw).apply(
+                lambda v: v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+            self.cluster_name = pulumi.Output.from_input(args.cluster_name) if args.cluster_name else None
+            self.cluster_security_group_id = (pulumi.Output.from_input(args.cluster_security_group_id)
+                                              if args.cluster_security_group_id else None)
+        # Every Kubernetes object of the stack goes through this provider; it waits for
+        # the admin access entries so the first `up` is not refused with 401.
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=depends))
+        self.register_outputs({"kubeconfig": self.kubeconfig, "cluster_name": self.cluster_name,
+                               "cluster_security_group_id": self.cluster_security_group_id,
+                               "oidc_issuer": self.oidc_issuer})
+
+    def _create(self, name: str, args: CreateClusterArgs, subnet_ids: pulumi.Input[list[str]]) -> list[pulumi.Resource]:
+        child = pulumi.ResourceOptions(parent=self)
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        cluster_name = physical_name(pulumi.get_project(), pulumi.get_stack(), name, max_length=EKS_CLUSTER_NAME_MAX)
+
+        # sts:TagSession: Auto Mode tags the sessions it uses to manage nodes and volumes.
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster-role", name_prefix=stack_prefix("eks", max_length=IAM_NAME_PREFIX_MAX),
+            assume_role_policy=_trust("eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), opts=child)
+        attachments = [aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-{p}", role=cluster_role.name, policy_arn=f"arn:aws:iam::aws:policy/{p}", opts=child)
+            for p in CLUSTER_ROLE_POLICIES]
+        node_role = aws.iam.Role(
+            f"{name}-node-role", name_prefix=stack_prefix("node", max_length=IAM_NAME_PREFIX_MAX),
+            assume_role_policy=_trust("ec2.amazonaws.com", "sts:AssumeRole"), opts=child)
+        attachments += [aws.iam.RolePolicyAttachment(
+            f"{name}-node-{p}", role=node_role.name, policy_arn=f"arn:aws:iam::aws:policy/{p}", opts=child)
+            for p in NODE_ROLE_POLICIES]
+
+        # Envelope encryption: a stolen etcd snapshot does not reveal Secrets.
+        key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {cluster_name}",
+                          enable_key_rotation=True, deletion_window_in_days=30, opts=child)
+        # EKS would create this group itself with no retention (kept forever, billed forever).
+        logs = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/eks/{cluster_name}/cluster",
+                                       retention_in_days=args.log_retention_days, opts=child)
+
+        public = bool(args.endpoint_public_access_cidrs)
+        vpc_config: dict = {"subnet_ids": subnet_ids, "endpoint_private_access": True,
+                            "endpoint_public_access": public}
+        if public:
+            vpc_config["public_access_cidrs"] = list(args.endpoint_public_access_cidrs)
+        cluster = aws.eks.Cluster(
+            f"{name}-eks", name=cluster_name, version=args.version, role_arn=cluster_role.arn,
+            vpc_config=vpc_config,
+            # Access entries only: the aws-auth ConfigMap is deprecated and easy to lock yourself out with.
+            # The identity running Pulumi stays admin: it must reach the API to deploy the rest of
+            # the stack, and this flag can only be set at creation (changing it replaces the cluster).
+            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
+            # Auto Mode: EKS runs compute (Karpenter-based autoscaling), load balancing and EBS.
+            bootstrap_self_managed_addons=False,
+            compute_config={"enabled": True, "node_pools": list(args.node_pools), "node_role_arn": node_role.arn},
+            kubernetes_network_config={"elastic_load_balancing": {"enabled": True}},
+            storage_config={"block_storage": {"enabled": True}},
+            encryption_config={"resources": ["secrets"], "provider": {"key_arn": key.arn}},
+            enabled_cluster_log_types=list(args.control_plane_logs),
+            deletion_protection=args.deletion_protection,
+            upgrade_policy={"support_type": "STANDARD"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, logs]))
+
+        entries: list[pulumi.Resource] = []
+        for arn in args.admin_principal_arns:
+            # Named by a hash of the ARN, so reordering the list changes nothing.
+            tag = hashlib.sha256(arn.encode()).hexdigest()[:8]
+            entry = aws.eks.AccessEntry(f"{name}-admin-{tag}", cluster_name=cluster.name, principal_arn=arn,
+                                        type="STANDARD", opts=child)
+            entries.append(aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{tag}", cluster_name=cluster.name, principal_arn=arn, policy_arn=ADMIN_POLICY_ARN,
+                access_scope={"type": "cluster"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[entry])))
+
+        self.cluster_name = cluster.name
+        self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.oidc_issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.node_role_arn = node_role.arn
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            cluster.name, cluster.endpoint, cluster.certificate_authority.data, region,
+        ).apply(lambda a: kubeconfig_for(*a)))
+        return [cluster, *entries]

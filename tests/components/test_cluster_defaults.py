@@ -1,0 +1,125 @@
+"""Cluster: EKS Auto Mode with secure defaults, or an existing cluster reached through a provider."""
+
+import json
+
+import pulumi
+
+from components.cluster import Cluster, CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
+
+EKS = "aws:eks/cluster:Cluster"
+SUBNETS = ["subnet-0aaa11111", "subnet-0aaa22222"]
+ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+
+
+def create(args=None):
+    return lambda: Cluster("eks", args or CreateClusterArgs(), subnet_ids=SUBNETS)
+
+
+def test_cluster_runs_in_auto_mode(run):
+    eks = run(create(), stack="prod").one(EKS)
+
+    assert eks.inputs["computeConfig"]["enabled"] is True
+    assert eks.inputs["computeConfig"]["nodePools"] == ["general-purpose", "system"]
+    assert eks.inputs["kubernetesNetworkConfig"]["elasticLoadBalancing"]["enabled"] is True
+    assert eks.inputs["storageConfig"]["blockStorage"]["enabled"] is True
+    assert eks.inputs["bootstrapSelfManagedAddons"] is False
+
+
+def test_api_endpoint_is_private_unless_cidrs_are_listed(run):
+    vpc = run(create()).one(EKS).inputs["vpcConfig"]
+
+    assert vpc["endpointPublicAccess"] is False
+    assert vpc["endpointPrivateAccess"] is True
+
+
+def test_public_endpoint_admits_only_the_listed_cidrs(run):
+    vpc = run(create(CreateClusterArgs(endpoint_public_access_cidrs=["203.0.113.0/24"]))).one(EKS).inputs["vpcConfig"]
+
+    assert vpc["endpointPublicAccess"] is True
+    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_secrets_are_encrypted_with_a_rotating_kms_key(run):
+    monitor = run(create())
+
+    key = monitor.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    encryption = monitor.one(EKS).inputs["encryptionConfig"]
+    assert encryption["resources"] == ["secrets"]
+    assert encryption["provider"]["keyArn"] == key.state["arn"]
+
+
+def test_control_plane_logs_api_audit_authenticator_with_retention(run):
+    monitor = run(create())
+
+    assert monitor.one(EKS).inputs["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
+    group = monitor.one("aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["retentionInDays"] == 90
+    assert group.inputs["name"] == f"/aws/eks/{monitor.one(EKS).inputs['name']}/cluster"
+
+
+def test_authentication_uses_access_entries_not_aws_auth(run):
+    monitor = run(create(CreateClusterArgs(admin_principal_arns=[ADMIN])))
+
+    assert monitor.one(EKS).inputs["accessConfig"]["authenticationMode"] == "API"
+    entry = monitor.one("aws:eks/accessEntry:AccessEntry")
+    assert entry.inputs["principalArn"] == ADMIN
+    policy = monitor.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert policy.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    assert policy.inputs["accessScope"] == {"type": "cluster"}
+    assert not [r for r in monitor.all() if r.type == "kubernetes:core/v1:ConfigMap"]
+
+
+def test_cluster_role_trust_allows_tag_session_for_auto_mode(run):
+    monitor = run(create())
+
+    role = monitor.one("aws:iam/role:Role", "eks-cluster-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "eks.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    attached = {a.inputs["policyArn"].rsplit("/", 1)[1] for a in monitor.all("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if a.name.startswith("eks-cluster-")}
+    assert attached == {"AmazonEKSClusterPolicy", "AmazonEKSComputePolicy", "AmazonEKSBlockStoragePolicy",
+                        "AmazonEKSLoadBalancingPolicy", "AmazonEKSNetworkingPolicy"}
+
+
+def test_nodes_get_only_the_minimal_worker_and_ecr_pull_policies(run):
+    monitor = run(create())
+
+    attached = {a.inputs["policyArn"].rsplit("/", 1)[1] for a in monitor.all("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if a.name.startswith("eks-node-")}
+    assert attached == {"AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"}
+
+
+def test_prod_cluster_has_deletion_protection(run):
+    assert run(create(), stack="prod").one(EKS).inputs["deletionProtection"] is True
+
+
+def test_kubernetes_provider_gets_a_secret_kubeconfig_after_admin_access(run):
+    monitor = run(create(CreateClusterArgs(admin_principal_arns=[ADMIN])))
+
+    provider = monitor.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    kubeconfig = json.loads(provider.plain_inputs["kubeconfig"])
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][:2] == ["eks", "get-token"]
+    association = monitor.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert association.urn in provider.dependencies
+
+
+def test_kubeconfig_mode_creates_only_the_provider(run):
+    def program():
+        Cluster("eks", KubeconfigClusterArgs(mode="kubeconfig"), kubeconfig=pulumi.Output.secret('{"kind": "Config"}'))
+
+    monitor = run(program)
+
+    assert sorted(r.type for r in monitor.all()) == ["pulumi:providers:kubernetes", "webstack:components:Cluster"]
+    assert monitor.one("pulumi:providers:kubernetes").inputs["kubeconfig"] == "[secret]"
+
+
+def test_stack_reference_mode_reads_the_kubeconfig_as_a_secret(run):
+    monitor = run(lambda: Cluster("eks", StackReferenceClusterArgs(mode="stack_reference", stack="acme/platform/prod")))
+
+    provider = monitor.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    assert json.loads(provider.plain_inputs["kubeconfig"])["kind"] == "Config"
+    assert not monitor.all(EKS)

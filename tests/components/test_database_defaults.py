@@ -1,0 +1,104 @@
+"""Database: private, encrypted, TLS-only Postgres; prod is protected, dev is cheap to throw away."""
+
+import pulumi
+
+from components.database import Database, DatabaseArgs
+
+RDS = "aws:rds/instance:Instance"
+PODS_SG = "sg-0pods1234567890ab"
+DEV = DatabaseArgs(instance_class="db.t4g.small", multi_az=False, backup_retention_days=1, deletion_protection=False,
+                   final_snapshot=False, protect=False, storage_gb=20, max_storage_gb=50)
+
+
+def database(args=None, name="orders"):
+    def program():
+        db = Database(name, args or DatabaseArgs(), vpc_id="vpc-0abc12345",
+                      subnet_ids=["subnet-0bbb11111", "subnet-0bbb22222"], client_security_group_id=PODS_SG)
+        pulumi.export("secret_arn", db.secret_arn)
+    return program
+
+
+def test_prod_database_is_multi_az_protected_and_keeps_a_final_snapshot(run):
+    rds = run(database(), stack="prod").one(RDS)
+
+    assert rds.protect is True
+    assert rds.inputs["multiAz"] is True
+    assert rds.inputs["deletionProtection"] is True
+    assert rds.inputs["skipFinalSnapshot"] is False
+    assert rds.inputs["finalSnapshotIdentifier"].startswith("webstack-prod-orders-final")
+    assert rds.inputs["backupRetentionPeriod"] >= 14
+
+
+def test_dev_profile_turns_the_safety_nets_off(run):
+    rds = run(database(DEV), stack="dev").one(RDS)
+
+    assert rds.protect is False
+    assert rds.inputs["multiAz"] is False
+    assert rds.inputs["deletionProtection"] is False
+    assert rds.inputs["skipFinalSnapshot"] is True
+
+
+def test_database_is_private_and_encrypted(run):
+    rds = run(database()).one(RDS)
+
+    assert rds.inputs["publiclyAccessible"] is False
+    assert rds.inputs["storageEncrypted"] is True
+    assert rds.inputs["engine"] == "postgres"
+
+
+def test_password_is_managed_by_rds_and_never_an_input(run):
+    monitor = run(database())
+
+    rds = monitor.one(RDS)
+    assert rds.inputs["manageMasterUserPassword"] is True
+    assert "password" not in rds.plain_inputs and "passwordWo" not in rds.plain_inputs
+    assert not monitor.all("random:index/randomPassword:RandomPassword")
+
+
+def test_only_the_pods_security_group_reaches_port_5432(run):
+    monitor = run(database())
+
+    rule = monitor.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule.inputs["referencedSecurityGroupId"] == PODS_SG
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (5432, 5432, "tcp")
+    assert "cidrIpv4" not in rule.inputs
+    sg = monitor.one("aws:ec2/securityGroup:SecurityGroup")
+    assert not sg.inputs.get("ingress") and not sg.inputs.get("egress")
+    assert monitor.one(RDS).inputs["vpcSecurityGroupIds"] == [sg.id]
+
+
+def test_connections_must_use_tls(run):
+    params = run(database()).one("aws:rds/parameterGroup:ParameterGroup")
+
+    assert {"name": "rds.force_ssl", "value": "1"} in [
+        {"name": p["name"], "value": p["value"]} for p in params.inputs["parameters"]]
+    assert params.inputs["family"] == "postgres17"
+
+
+def test_performance_insights_and_logs_are_on(run):
+    rds = run(database()).one(RDS)
+
+    assert rds.inputs["performanceInsightsEnabled"] is True
+    assert set(rds.inputs["enabledCloudwatchLogsExports"]) == {"postgresql", "upgrade"}
+
+
+def test_major_upgrades_never_happen_on_their_own(run):
+    rds = run(database()).one(RDS)
+
+    assert rds.inputs["allowMajorVersionUpgrade"] is False
+    assert rds.inputs["autoMinorVersionUpgrade"] is True
+
+
+def test_secret_arn_is_the_rds_managed_secret(run):
+    from stacks.offline import run_program
+
+    outputs = run_program("prod", {}, database()).outputs
+
+    assert outputs["secret_arn"].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-")
+
+
+def test_physical_identifier_does_not_depend_on_the_logical_name(run):
+    first = run(database(name="orders"), stack="prod").one(RDS).inputs["identifierPrefix"]
+    second = run(database(name="billing"), stack="prod").one(RDS).inputs["identifierPrefix"]
+
+    assert first == second == "webstack-prod-db-"

@@ -1,0 +1,101 @@
+"""Network: what a new VPC looks like in prod and dev, and what an existing one costs (nothing)."""
+
+from components.network import ExistingVpcArgs, Network, NewVpcArgs
+
+SUBNET = "aws:ec2/subnet:Subnet"
+NAT = "aws:ec2/natGateway:NatGateway"
+
+
+def test_prod_vpc_spans_three_azs_with_a_nat_per_az(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()), stack="prod")
+
+    subnets = monitor.all(SUBNET)
+    assert len([s for s in subnets if "-public-" in s.name]) == 3
+    assert len([s for s in subnets if "-private-" in s.name]) == 3
+    assert len({s.inputs["availabilityZone"] for s in subnets}) == 3
+    assert len(monitor.all(NAT)) == 3
+
+
+def test_each_private_subnet_routes_through_the_nat_of_its_own_az(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()), stack="prod")
+
+    nat_ids = {monitor.one(NAT, f"net-nat-{i}").id for i in range(3)}
+    routes = {monitor.one("aws:ec2/routeTable:RouteTable", f"net-private-rt-{i}").inputs["routes"][0]["natGatewayId"]
+              for i in range(3)}
+    assert routes == nat_ids
+
+
+def test_dev_vpc_uses_two_azs_and_a_single_nat(run):
+    monitor = run(lambda: Network("net", NewVpcArgs(az_count=2, nat_gateways="single")), stack="dev")
+
+    assert len(monitor.all(SUBNET)) == 4
+    assert len(monitor.all(NAT)) == 1
+    nat = monitor.one(NAT)
+    assert {r.inputs["routes"][0]["natGatewayId"] for r in monitor.all("aws:ec2/routeTable:RouteTable")
+            if "private" in r.name} == {nat.id}
+
+
+def test_subnets_carry_the_tags_eks_load_balancing_selects_them_by(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()))
+
+    for subnet in monitor.all(SUBNET):
+        if "-public-" in subnet.name:
+            assert subnet.inputs["tags"]["kubernetes.io/role/elb"] == "1"
+        else:
+            assert subnet.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1"
+
+
+def test_no_subnet_hands_out_public_ips_on_launch(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()))
+
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in monitor.all(SUBNET))
+
+
+def test_private_subnets_never_route_to_the_internet_gateway(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()))
+
+    for rt in monitor.all("aws:ec2/routeTable:RouteTable"):
+        if "private" in rt.name:
+            assert all("gatewayId" not in r for r in rt.inputs["routes"])
+
+
+def test_s3_gateway_endpoint_serves_every_route_table(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()))
+
+    endpoint = monitor.one("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert endpoint.inputs["vpcEndpointType"] == "Gateway"
+    assert endpoint.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
+    assert len(endpoint.inputs["routeTableIds"]) == 4
+
+
+def test_default_security_group_is_stripped_of_rules(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()))
+
+    default = monitor.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    assert not default.inputs.get("ingress") and not default.inputs.get("egress")
+
+
+def test_subnet_ranges_do_not_overlap(run):
+    import ipaddress
+
+    monitor = run(lambda: Network("net", NewVpcArgs(az_count=4)))
+
+    nets = [ipaddress.IPv4Network(s.inputs["cidrBlock"]) for s in monitor.all(SUBNET)]
+    assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+    assert all(n.subnet_of(ipaddress.IPv4Network("10.0.0.0/16")) for n in nets)
+
+
+def test_existing_vpc_creates_nothing_and_passes_ids_through(run):
+    args = ExistingVpcArgs(mode="existing", vpc_id="vpc-0abc12345",
+                           public_subnet_ids=["subnet-0aaa11111", "subnet-0aaa22222"],
+                           private_subnet_ids=["subnet-0bbb11111", "subnet-0bbb22222"])
+    seen = {}
+
+    def program():
+        net = Network("net", args)
+        net.private_subnet_ids.apply(lambda ids: seen.update(private=ids))
+
+    monitor = run(program)
+
+    assert [r.type for r in monitor.all()] == ["webstack:components:Network"]
+    assert seen["private"] == ["subnet-0bbb11111", "subnet-0bbb22222"]
