@@ -170,25 +170,46 @@ class WebstackMocks(pulumi.runtime.Mocks):
             rid, state = self._aws(typ, name, inputs)
         elif pkg == "pulumi" and typ == "pulumi:providers:kubernetes":
             rid, state = f"{name}-provider-id", inputs
+        elif typ == "pulumi:pulumi:StackReference":
+            rid, state = self._stack_reference(inputs.get("name") or name)
         else:
             rid, state = f"{name}-{digest(typ, name)}", inputs
         return rid, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         token = args.token
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": AZS, "zoneIds": [f"use1-az{i + 1}" for i in range(len(AZS))],
-                    "id": self.region}, None
+                    "id": self.region}, []
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci",
-                    "userId": "AIDAMOCK", "id": ACCOUNT_ID}, None
+                    "userId": "AIDAMOCK", "id": ACCOUNT_ID}, []
         if token == "aws:index/getRegion:getRegion":
-            return {"name": self.region, "region": self.region, "id": self.region}, None
+            return {"name": self.region, "region": self.region, "id": self.region}, []
         if token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        if token == "aws:ec2/getVpc:getVpc":
+            vpc = args.args.get("id") or "vpc-mock"
+            return {"id": vpc, "cidrBlock": "10.0.0.0/16", "arn": f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:vpc/{vpc}",
+                    "ownerId": ACCOUNT_ID, "state": "available"}
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
-            return {"json": _policy_json(args.args), "id": digest(token, str(args.args))}, None
-        return {}, None
+            return {"json": _policy_json(args.args), "id": digest(token, str(args.args))}, []
+        return {}, []
+
+    # A platform stack's outputs, as `pulumi.StackReference` reads them -------
+    def _stack_reference(self, stack: str) -> tuple[str, dict]:
+        import json
+
+        cluster = f"platform-{digest(stack)}"
+        kubeconfig = json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": cluster,
+            "clusters": [{"name": cluster, "cluster": {
+                "server": f"https://{digest(stack, length=32).upper()}.gr7.{self.region}.eks.amazonaws.com"}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+            "users": [{"name": cluster, "user": {}}]}, sort_keys=True)
+        outputs = {"kubeconfig": kubeconfig, "clusterName": cluster,
+                   "clusterSecurityGroupId": f"sg-{digest(stack, length=17)}"}
+        return stack, {"name": stack, "outputs": outputs, "secretOutputNames": ["kubeconfig"]}
 
     # Kubernetes: the API server fills metadata and status ------------------
     def _kubernetes(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
@@ -228,7 +249,8 @@ class WebstackMocks(pulumi.runtime.Mocks):
             if kind == "Subnet":
                 state.setdefault("availabilityZone", AZS[0])
         elif module == "s3" and kind.startswith("Bucket") and kind in {"Bucket", "BucketV2"}:
-            bucket = inputs.get("bucket") or f"{name}-{h[:7]}"
+            bucket = inputs.get("bucket") or (inputs["bucketPrefix"] + _unique_suffix(h) if inputs.get("bucketPrefix")
+                                              else f"{name}-{h[:7]}")
             rid = bucket
             state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}",
                          bucketDomainName=f"{bucket}.s3.amazonaws.com",
@@ -247,7 +269,8 @@ class WebstackMocks(pulumi.runtime.Mocks):
                 version=inputs.get("version") or "1.33",
             )
         elif module == "rds" and kind == "Instance":
-            ident = inputs.get("identifier") or f"{name}-{h[:7]}"
+            ident = inputs.get("identifier") or (inputs["identifierPrefix"] + _unique_suffix(h)
+                                                 if inputs.get("identifierPrefix") else f"{name}-{h[:7]}")
             rid = ident
             state.update(
                 identifier=ident,
@@ -268,7 +291,8 @@ class WebstackMocks(pulumi.runtime.Mocks):
             rid = _uuid("kms", name)
             state.update(arn=f"arn:aws:kms:{region}:{acct}:key/{rid}", keyId=rid)
         elif module == "iam":
-            iam_name = inputs.get("name") or f"{name}-{h[:7]}"
+            iam_name = inputs.get("name") or (inputs["namePrefix"] + _unique_suffix(h) if inputs.get("namePrefix")
+                                              else f"{name}-{h[:7]}")
             rid = iam_name
             kind_path = {"Role": "role", "Policy": "policy", "OpenIdConnectProvider": "oidc-provider"}
             if kind in kind_path:
@@ -281,7 +305,15 @@ class WebstackMocks(pulumi.runtime.Mocks):
             state.update(arn=f"arn:aws:wafv2:{region}:{acct}:{scope}/{res}/{wname}/{rid}", name=wname)
         elif module == "acm" and kind == "Certificate":
             rid = f"arn:aws:acm:{region}:{acct}:certificate/{_uuid('acm', name)}"
-            state.update(arn=rid)
+            domain = inputs.get("domainName") or f"{name}.example.com"
+            state.update(arn=rid, status="PENDING_VALIDATION", domainValidationOptions=[{
+                "domainName": domain, "resourceRecordName": f"_{h[:16]}.{domain}.",
+                "resourceRecordType": "CNAME", "resourceRecordValue": f"_{h}.acm-validations.aws."}])
+        elif module == "acm" and kind == "CertificateValidation":
+            state.setdefault("certificateArn", inputs.get("certificateArn"))
+        elif module == "route53" and kind == "Record":
+            rid = f"{inputs.get('zoneId')}_{inputs.get('name')}_{inputs.get('type')}"
+            state.update(fqdn=str(inputs.get("name") or name).rstrip("."))
         elif module == "secretsmanager" and kind == "Secret":
             sname = inputs.get("name") or f"{name}-{h[:7]}"
             rid = f"arn:aws:secretsmanager:{region}:{acct}:secret:{sname}-{h[:6]}"
@@ -294,6 +326,11 @@ class WebstackMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", f"arn:aws:{module}:{region}:{acct}:{kind.lower()}/{rid}")
         state.setdefault("id", rid)
         return rid, state
+
+
+def _unique_suffix(h: str) -> str:
+    """The 26 characters AWS providers append to a `*_prefix` name (a timestamp and a counter)."""
+    return "20250101000000" + str(int(h, 16)).zfill(12)[:12]
 
 
 def _uuid(*parts: str) -> str:

@@ -21,6 +21,12 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, 
                       ValidationError, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
+from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
+from components.database import DatabaseArgs
+from components.k8s_pod import HealthChecks, Resources
+from components.static_cdn import StaticCdnArgs
+from components.network import ExistingVpcArgs, NewVpcArgs
+from components.web_service import Autoscaling
 from stacks.errors import PROJECT, ConfigError, at, key, problems_from, set_command
 
 Environment = Literal["dev", "staging", "prod"]
@@ -86,6 +92,15 @@ class AppSettings(Section):
         description="ACM certificate for `domain` (aws target). Required with a domain on aws: HTTPS only.",
         examples=["arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"])
 
+    resources: Resources = Field(default_factory=Resources,
+                                 description="CPU and memory requests and limits of the app container.")
+    health: HealthChecks = Field(default_factory=HealthChecks,
+                                 description="Startup, readiness and liveness probe paths and timing.")
+
+    @property
+    def pinned_by_digest(self) -> bool:
+        return "@sha256:" in self.image
+
     @field_validator("env")
     @classmethod
     def _no_credentials_in_env(cls, env: dict[str, str]) -> dict[str, str]:
@@ -105,28 +120,11 @@ class AppSettings(Section):
         return self
 
 
-class ClusterCreate(Section):
-    """A new EKS cluster for this stack (aws target)."""
-
-    mode: Literal["create"] = "create"
-
-
-class ClusterKubeconfig(Section):
+class ClusterKubeconfig(KubeconfigClusterArgs):
     """An existing cluster, reached with a kubeconfig held as a Pulumi secret."""
 
-    mode: Literal["kubeconfig"]
     kubeconfig: ConfigSecret = Field(description="The kubeconfig file's content, as a Pulumi secret.")
     context: str | None = Field(None, description="Context to use; default: the kubeconfig's current context.")
-
-
-class ClusterStackReference(Section):
-    """An existing cluster that a platform stack exports."""
-
-    mode: Literal["stack_reference"]
-    stack: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
-                       description="Platform stack as org/project/stack.",
-                       examples=["acme/platform/prod"])
-    output: str = Field("kubeconfig", min_length=1, description="Name of the stack output holding a kubeconfig.")
 
 
 class ClusterContext(Section):
@@ -137,8 +135,9 @@ class ClusterContext(Section):
                                 examples=["kind-webstack"])
 
 
-ClusterSettings = Annotated[Union[ClusterCreate, ClusterKubeconfig, ClusterStackReference, ClusterContext],
+ClusterSettings = Annotated[Union[CreateClusterArgs, ClusterKubeconfig, StackReferenceClusterArgs, ClusterContext],
                             Field(discriminator="mode")]
+NetworkSettings = Annotated[Union[NewVpcArgs, ExistingVpcArgs], Field(discriminator="mode")]
 
 
 class ObservabilitySettings(Section):
@@ -157,13 +156,13 @@ class StackSettings(Section):
     environment: Environment = Field(description="Profile of defaults: dev, staging or prod.")
     target: Target = Field("aws", description="aws: EKS and AWS services. local: any kubeconfig context, "
                                                "in-cluster equivalents, no AWS resources.")
-    protect: bool = Field(True, description="Pulumi `protect` on stateful resources (databases, buckets, keys): "
-                                            "`pulumi destroy` refuses to delete them.")
     namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
                                   description="Kubernetes namespace; default: `<project>-<stack>`.")
     app: AppSettings = Field(description="The service's container image, port, env and secrets.")
-    cluster: ClusterSettings = Field(default_factory=ClusterCreate,
+    cluster: ClusterSettings = Field(default_factory=CreateClusterArgs,
                                      description="Which cluster runs the app; default: create one (aws).")
+    network: NetworkSettings = Field(default_factory=NewVpcArgs,
+                                     description="VPC of the aws target: create one, or use existing subnets.")
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings,
                                                  description="How the app is monitored.")
 
@@ -178,6 +177,8 @@ class StackSettings(Section):
         if self.target == "aws" and mode == "context":
             raise at("cluster.mode", "'context' is for target local; on aws use create, kubeconfig "
                                      "or stack_reference")
+        if self.target == "local" and "network" in self.model_fields_set:
+            raise at("network", "target local creates no AWS network; remove the section")
         return self
 
     # -- loading ----------------------------------------------------------------
@@ -197,6 +198,10 @@ class StackSettings(Section):
         for section in misplaced:
             raw.pop(section)
         problems = list(misplaced.values())
+        for section in ("network", "cluster"):
+            # `mode` may be left out: the default is to create the VPC or cluster.
+            if isinstance(raw.get(section), dict):
+                raw[section] = {"mode": "create", **raw[section]}
         _apply_profile(raw)
         try:
             settings = _ADAPTER.validate_python(raw)
@@ -216,12 +221,48 @@ class StackSettings(Section):
         return self.namespace or f"{PROJECT}-{stack}"[:63].rstrip("-")
 
 
+class UvicornServer(Section):
+    """How Uvicorn runs the ASGI app."""
+
+    app: str = Field("app.main:app", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                     description="ASGI application as module:attribute.", examples=["orders.main:app"])
+    graceful_timeout_seconds: int = Field(
+        30, ge=1, le=300, description="Seconds in-flight requests get to finish after SIGTERM "
+                                      "(--timeout-graceful-shutdown); the pod's grace period is derived from it.")
+    keep_alive_timeout_seconds: int = Field(
+        75, ge=1, le=4000, description="Idle keep-alive connections are closed after this many seconds. Above the "
+                                       "load balancer's idle timeout (ALB: 60 s), so the balancer closes first "
+                                       "and never sends on a connection the server just closed (a 502).")
+
+
+class GunicornServer(Section):
+    """How Gunicorn runs the WSGI app."""
+
+    wsgi_app: str = Field("config.wsgi:application", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                          description="WSGI application as module:attribute.", examples=["shop.wsgi:application"])
+    graceful_timeout_seconds: int = Field(
+        30, ge=1, le=300, description="Seconds workers get to finish requests after SIGTERM (--graceful-timeout).")
+    timeout_seconds: int = Field(30, ge=1, le=600,
+                                 description="A worker silent this long is killed and restarted (--timeout).")
+    keep_alive_timeout_seconds: int = Field(
+        75, ge=1, le=4000, description="Idle keep-alive seconds (--keep-alive); above the ALB's 60 s idle timeout.")
+
+
 class FastApiSection(Section):
-    """FastAPI on Uvicorn. Server tuning and autoscaling arrive with the workload components."""
+    """FastAPI on Uvicorn."""
+
+    server: UvicornServer = Field(default_factory=UvicornServer, description="ASGI server settings.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling.")
 
 
 class DjangoSection(Section):
-    """Django on Gunicorn. Static files, database and admin arrive with the AWS components."""
+    """Django on Gunicorn; every release runs `manage.py migrate` before the rollout."""
+
+    server: GunicornServer = Field(default_factory=GunicornServer, description="WSGI server settings.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling.")
+    database: DatabaseArgs = Field(default_factory=DatabaseArgs, description="RDS PostgreSQL (aws target).")
+    static: StaticCdnArgs = Field(default_factory=StaticCdnArgs,
+                                  description="Static files: private S3 bucket behind CloudFront (aws target).")
 
 
 class FastApiSettings(StackSettings):
@@ -235,6 +276,19 @@ class DjangoSettings(StackSettings):
     django: DjangoSection = Field(default_factory=DjangoSection, description="Django-only settings.")
     framework_section: ClassVar[str] = "django"
 
+    @model_validator(mode="after")
+    def _database_reachable(self) -> "DjangoSettings":
+        if self.target != "aws" or self.cluster.mode == "create":
+            return self
+        # RDS must sit in the VPC of a cluster the kit did not create, open to its pods.
+        if self.network.mode == "create":
+            raise at("network.mode", f"with cluster.mode {self.cluster.mode}, the database must live in that "
+                                     "cluster's VPC: set network.mode existing with its vpc_id and subnet ids")
+        if not self.cluster.cluster_security_group_id:
+            raise at("cluster.cluster_security_group_id", "required with an existing cluster on aws: the "
+                     "database admits only this security group (the cluster's pods)")
+        return self
+
 
 AnyStack = Annotated[Union[FastApiSettings, DjangoSettings], Field(discriminator="framework")]
 _ADAPTER: TypeAdapter = TypeAdapter(AnyStack)
@@ -245,9 +299,28 @@ _ADAPTER: TypeAdapter = TypeAdapter(AnyStack)
 # entry applies only where the stack file leaves the key unset.
 PROFILES: dict[str, dict[str, Any]] = {
     "dev": {
-        "protect": False,
+        "django.database.protect": False,
+        "django.database.deletion_protection": False,
+        "django.database.multi_az": False,
+        "django.database.instance_class": "db.t4g.micro",
+        "django.database.backup_retention_days": 1,
+        "django.static.protect": False,
+        "fastapi.autoscaling.min_replicas": 1,
+        "fastapi.autoscaling.max_replicas": 3,
+        "django.autoscaling.min_replicas": 1,
+        "django.autoscaling.max_replicas": 3,
+        "network.az_count": 2,
+        "network.nat_gateways": "single",
+        "cluster.deletion_protection": False,
     },
-    "staging": {},
+    "staging": {
+        "django.database.multi_az": False,
+        "django.database.instance_class": "db.t4g.medium",
+        "django.database.backup_retention_days": 7,
+        "fastapi.autoscaling.max_replicas": 5,
+        "django.autoscaling.max_replicas": 5,
+        "network.nat_gateways": "single",
+    },
     "prod": {},
 }
 
@@ -262,8 +335,12 @@ def _apply_profile(raw: dict[str, Any]) -> None:
         path = dotted.split(".")
         if path[0] in FRAMEWORKS and path[0] != framework:
             continue
-        if path[0] == "network" and target != "aws":
-            continue
+        if path[0] in ("network", "cluster"):
+            section = raw.get(path[0], {})
+            # These profile keys exist only where the kit creates the VPC or the cluster.
+            if target != "aws" or not isinstance(section, dict) or section.get("mode", "create") != "create":
+                continue
+            raw.setdefault(path[0], {}).setdefault("mode", "create")
         node = raw
         for part in path[:-1]:
             node = node.setdefault(part, {}) if isinstance(node, dict) else None

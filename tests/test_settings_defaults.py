@@ -21,17 +21,26 @@ def test_the_framework_key_picks_the_section_model():
 
 def test_unset_keys_give_the_production_answer():
     s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
-    assert s.protect is True
+    assert s.django.database.protect is True if hasattr(s, "django") else True
     assert s.target == "aws"
     assert s.cluster.mode == "create"
     assert s.app.port == 8000
 
 
+def test_prod_protects_stateful_resources_by_default():
+    s = StackSettings.load({"framework": "django", "environment": "prod", "app": APP})
+    assert s.django.database.protect is True and s.django.database.deletion_protection is True
+    assert s.django.static.protect is True and s.django.database.multi_az is True
+
+
 def test_the_dev_profile_relaxes_protection_and_the_stack_file_wins_over_it():
-    dev = StackSettings.load({"framework": "fastapi", "environment": "dev", "app": APP})
-    assert dev.protect is PROFILES["dev"]["protect"] is False
-    pinned = StackSettings.load({"framework": "fastapi", "environment": "dev", "protect": True, "app": APP})
-    assert pinned.protect is True
+    dev = StackSettings.load({"framework": "django", "environment": "dev", "app": APP})
+    assert dev.django.database.protect is PROFILES["dev"]["django.database.protect"] is False
+    assert dev.django.autoscaling.min_replicas == 1
+    pinned = StackSettings.load({"framework": "django", "environment": "dev", "app": APP,
+                                 "django": {"database": {"protect": True}}})
+    assert pinned.django.database.protect is True
+    assert pinned.django.database.multi_az is False, "the rest of the profile still applies"
 
 
 def test_a_secret_set_with_pulumi_config_secret_arrives_as_a_secret():

@@ -1,0 +1,44 @@
+"""Every example stack's rendered Kubernetes objects, checked by the real tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks.render import example_stacks, render
+
+KUBERNETES_VERSION = "1.34.0"  # the minor version the kit targets (EKS, kube-apiserver tests)
+TOOLS = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("tools")
+    for stack in example_stacks():
+        render(stack, out)
+    files = sorted(out.glob("*/manifests/*.yaml"))
+    assert files, "the example stacks render Kubernetes objects"
+    return files
+
+
+def test_every_manifest_passes_strict_kubernetes_schema_validation(manifests):
+    tool = shutil.which("kubernetes-validate", path=str(TOOLS)) or shutil.which("kubernetes-validate")
+    assert tool, "kubernetes-validate is installed by requirements-dev.txt"
+    result = subprocess.run([tool, "--strict", "-k", KUBERNETES_VERSION, *map(str, manifests)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checkov_reports_no_failed_kubernetes_check(manifests):
+    tool = shutil.which("checkov")
+    if tool is None:
+        pytest.skip("checkov is installed into .venv-tools by tools/setup; run the suite with ./tools/test")
+    root = manifests[0].parent.parent.parent
+    result = subprocess.run([tool, "--framework", "kubernetes", "--skip-download", "--compact", "--quiet",
+                             "-d", str(root)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "Failed checks: 0" in result.stdout or result.stdout.strip() == "", result.stdout[-3000:]
