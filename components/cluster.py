@@ -6,7 +6,6 @@ Whatever the mode, the component exposes a Kubernetes `provider` for the rest of
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from typing import Annotated, Literal, Union
 
@@ -15,7 +14,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.naming import EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, physical_name, stack_prefix
+from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, allowlist_cidrs, physical_name,
+                               stack_prefix)
 
 TYPE = "webstack:components:Cluster"
 
@@ -58,15 +58,7 @@ class CreateClusterArgs(BaseModel):
     @field_validator("endpoint_public_access_cidrs")
     @classmethod
     def _no_open_endpoint(cls, cidrs: list[str]) -> list[str]:
-        for cidr in cidrs:
-            try:
-                net = ipaddress.IPv4Network(cidr)
-            except ValueError:
-                raise ValueError(f"endpoint_public_access_cidrs: not an IPv4 CIDR, got {cidr!r}") from None
-            if net.prefixlen == 0:
-                raise ValueError(f"endpoint_public_access_cidrs: {cidr!r} opens the API to the internet; "
-                                 "list your CI and VPN egress ranges instead")
-        return cidrs
+        return allowlist_cidrs("endpoint_public_access_cidrs", cidrs)
 
     @field_validator("control_plane_logs")
     @classmethod

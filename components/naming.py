@@ -13,6 +13,7 @@ moved under a new parent.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Sequence
 
@@ -128,3 +129,19 @@ def wildcard_write_problems(document: dict) -> list[str]:
 
 def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def allowlist_cidrs(field: str, cidrs: list[str], *, min_prefix: int = 1) -> list[str]:
+    """Validates an allowlist of IPv4 CIDRs: each parses, none is /0 (that is no allowlist),
+    none shorter than `min_prefix`. Errors name the field and the value."""
+    for cidr in cidrs:
+        try:
+            net = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            raise ValueError(f"{field}: not an IPv4 CIDR, got {cidr!r}") from None
+        if net.prefixlen == 0:
+            raise ValueError(f"{field}: {cidr!r} allows the whole internet; list your office, VPN "
+                             "or CI egress ranges instead")
+        if net.prefixlen < min_prefix:
+            raise ValueError(f"{field}: must be /{min_prefix} or longer, got {cidr!r}")
+    return cidrs

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.naming import WAF_NAME_MAX, physical_name
+from components.naming import WAF_NAME_MAX, allowlist_cidrs, physical_name
 
 TYPE = "webstack:components:WebAcl"
 
@@ -39,18 +39,9 @@ class WafArgs(BaseModel):
     @field_validator("admin_allowed_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        for cidr in cidrs:
-            try:
-                net = ipaddress.IPv4Network(cidr)
-            except ValueError:
-                raise ValueError(f"admin_allowed_cidrs: not an IPv4 CIDR, got {cidr!r}") from None
-            if net.prefixlen == 0:
-                raise ValueError(f"admin_allowed_cidrs: {cidr!r} allows everyone; list office/VPN ranges")
-            if net.prefixlen < 8:
-                # WAF IP sets accept /1../32 except /0, but reject anything shorter than /8 for IPv4:
-                # "WAFInvalidParameterException: ... CIDR ... prefix length".
-                raise ValueError(f"admin_allowed_cidrs: WAF accepts /8 or longer, got {cidr!r}")
-        return cidrs
+        # WAF IP sets reject IPv4 prefixes shorter than /8:
+        # "WAFInvalidParameterException: ... CIDR ... prefix length".
+        return allowlist_cidrs("admin_allowed_cidrs", cidrs, min_prefix=8)
 
 
 def _visibility(metric: str) -> dict:

@@ -7,7 +7,7 @@ from components.cluster import Cluster, CreateClusterArgs, KubeconfigClusterArgs
 
 
 def test_an_api_endpoint_open_to_the_internet_is_refused():
-    with pytest.raises(ValidationError, match="endpoint_public_access_cidrs: '0.0.0.0/0' opens the API"):
+    with pytest.raises(ValidationError, match="endpoint_public_access_cidrs: '0.0.0.0/0' allows the whole internet"):
         CreateClusterArgs(endpoint_public_access_cidrs=["0.0.0.0/0"])
 
 
