@@ -20,8 +20,6 @@ from components.network import Network, NewVpcArgs
 from components.web_service import AlbIngress, ClassIngress, WebService, WebServiceArgs
 from stacks.settings import ClusterContext, ClusterKubeconfig, StackSettings
 
-# The ALB's idle timeout; server keep-alive must outlast it (see the *_keep_alive_* settings).
-ALB_IDLE_TIMEOUT_S = 60
 # Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
 LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
 
@@ -117,16 +115,15 @@ class WebStack(pulumi.ComponentResource):
         return None
 
     def _web_service(self, ns: Namespace, *, command: list[str], graceful_timeout: int,
-                     autoscaling: Any, env: dict[str, str] | None = None,
-                     secrets: dict[str, pulumi.Input[str]] | None = None,
-                     depends_on: Sequence[pulumi.Resource] = (), **extra: Any) -> WebService:
+                     autoscaling: Any, secrets: dict[str, pulumi.Input[str]] | None = None,
+                     depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
         s = self.settings
         args = WebServiceArgs(
             image=s.app.image,
             require_digest=not s.is_dev,
             port=s.app.port,
             command=command,
-            env={**s.app.env, **(env or {})},
+            env=dict(s.app.env),
             resources=s.app.resources,
             health=s.app.health,
             autoscaling=autoscaling,
@@ -135,9 +132,9 @@ class WebStack(pulumi.ComponentResource):
             metrics_port=s.app.port,
             ingress=self._ingress(),
             secrets_as="env",
-            **extra,
         )
-        web = WebService(f"{self.name}-app", args, namespace=ns.name, secrets={**self.app_secrets(), **(secrets or {})} or None,
+        web = WebService(f"{self.name}-app", args, namespace=ns.name,
+                         secrets={**self.app_secrets(), **(secrets or {})} or None,
                          depends_on=list(depends_on), opts=self.k8s_opts)
         self._exports["url"] = web.url
         return web

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -112,7 +112,7 @@ def walk(root: Any, loc: Sequence[Any]) -> tuple[Any, FieldInfo | None]:
             current = info.annotation
             continue
         origin = typing.get_origin(current)
-        if origin in (dict, typing.Mapping) or origin is getattr(typing, "Dict", None):
+        if origin in (dict, Mapping):
             current, info = typing.get_args(current)[1], None
         elif origin in (list, tuple, set, frozenset):
             current, info = typing.get_args(current)[0], None
@@ -161,11 +161,11 @@ def _shown(value: Any) -> str:
 
 # --- one line per pydantic error ---------------------------------------------------
 
-def describe(root: Any, loc: tuple, err: dict[str, Any], tags: dict[str, Any]) -> str:
+def describe(root: Any, loc: tuple, err: dict[str, Any]) -> str:
     kind, given, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     _, info = walk(root, loc)
-    here = key(_display_loc(root, loc))
     shown_loc = _display_loc(root, loc)
+    here = key(shown_loc)
 
     if kind == "at_key":
         full = (*shown_loc, *ctx["path"].split("."))
@@ -246,7 +246,7 @@ def _display_loc(root: Any, loc: Sequence[Any]) -> tuple:
 def problems_from(exc: ValidationError, root: Any) -> list[str]:
     lines = []
     for err in exc.errors(include_url=False):
-        line = describe(root, tuple(err["loc"]), err, {})
+        line = describe(root, tuple(err["loc"]), err)
         if line not in lines:
             lines.append(line)
     return lines

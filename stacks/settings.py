@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import pulumi
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, TypeAdapter,
@@ -97,10 +97,6 @@ class AppSettings(Section):
     health: HealthChecks = Field(default_factory=HealthChecks,
                                  description="Startup, readiness and liveness probe paths and timing.")
 
-    @property
-    def pinned_by_digest(self) -> bool:
-        return "@sha256:" in self.image
-
     @field_validator("env")
     @classmethod
     def _no_credentials_in_env(cls, env: dict[str, str]) -> dict[str, str]:
@@ -165,8 +161,6 @@ class StackSettings(Section):
                                      description="VPC of the aws target: create one, or use existing subnets.")
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings,
                                                  description="How the app is monitored.")
-
-    framework_section: ClassVar[str] = ""
 
     @model_validator(mode="after")
     def _target_fits_cluster(self) -> "StackSettings":
@@ -268,13 +262,11 @@ class DjangoSection(Section):
 class FastApiSettings(StackSettings):
     framework: Literal["fastapi"]
     fastapi: FastApiSection = Field(default_factory=FastApiSection, description="FastAPI-only settings.")
-    framework_section: ClassVar[str] = "fastapi"
 
 
 class DjangoSettings(StackSettings):
     framework: Literal["django"]
     django: DjangoSection = Field(default_factory=DjangoSection, description="Django-only settings.")
-    framework_section: ClassVar[str] = "django"
 
     @model_validator(mode="after")
     def _database_reachable(self) -> "DjangoSettings":
