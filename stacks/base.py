@@ -15,13 +15,28 @@ import pulumi_kubernetes as k8s
 
 from components.aws_provider import AwsProviderArgs, tagged_provider
 from components.cluster import Cluster, KubeconfigClusterArgs
+from components.database import Database, DatabaseArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.network import Network, NewVpcArgs
-from components.web_service import AlbIngress, ClassIngress, WebService, WebServiceArgs
+from components.pod_identity import PodIdentity, PodIdentityArgs, secret_read_statements
+from components.postgres import InClusterPostgres, InClusterPostgresArgs
+from components.release_job import ReleaseJob, ReleaseJobArgs
+from components.web_service import AlbIngress, ClassIngress, ConfigFiles, WebService, WebServiceArgs
 from stacks.settings import ClusterContext, ClusterKubeconfig, StackSettings
 
 # Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
 LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
+POSTGRES_PORT = 5432
+
+
+class AppDatabase:
+    """How the app and its release Jobs reach their database: env vars, some from outputs."""
+
+    def __init__(self, secrets: dict[str, pulumi.Input[str]], env: dict[str, str],
+                 service_account: str | None = None) -> None:
+        self.secrets = secrets  # other resources' outputs travel in the Secret
+        self.env = env
+        self.service_account = service_account  # for release Jobs that read the RDS secret
 
 
 class WebStack(pulumi.ComponentResource):
@@ -114,8 +129,66 @@ class WebStack(pulumi.ComponentResource):
         # HTTPS only: without a domain and its certificate the service stays cluster-internal.
         return None
 
+    # -- the database ----------------------------------------------------------------
+    @property
+    def app_service_account(self) -> str:
+        """WebService names its ServiceAccount after itself."""
+        return f"{self.name}-app"
+
+    def _database(self, ns: Namespace, rds: DatabaseArgs, *, local: InClusterPostgresArgs | None = None,
+                  local_password: pulumi.Input[str] | None = None) -> AppDatabase:
+        """RDS on aws, an in-cluster PostgreSQL on local; both reached through DATABASE_* env vars."""
+        s, name = self.settings, self.name
+        if s.target == "local":
+            assert local is not None and local_password is not None
+            pg = InClusterPostgres(f"{name}-postgres", local, namespace=ns.name, password=local_password,
+                                   opts=self.k8s_opts)
+            self._exports["database_host"] = pg.host
+            return AppDatabase(
+                secrets={"DATABASE_HOST": pg.host, "DATABASE_PASSWORD": pulumi.Output.secret(local_password)},
+                env={"DATABASE_PORT": str(pg.port), "DATABASE_NAME": pg.database_name,
+                     "DATABASE_USER": pg.username, "DATABASE_SSLMODE": "disable"})
+        assert self.network is not None and self.cluster is not None
+        on_aws = pulumi.ResourceOptions(parent=self, providers={"aws": self.aws_provider})
+        db = Database(f"{name}-db", rds, vpc_id=self.network.vpc_id, subnet_ids=self.network.private_subnet_ids,
+                      client_security_group_id=self.cluster.cluster_security_group_id, opts=on_aws)
+        self._exports["database_host"] = db.address
+        release_account = None
+        if self.cluster.cluster_name is not None:
+            # RDS keeps the password in Secrets Manager; the app and its release Jobs read
+            # exactly that secret, each as its own ServiceAccount.
+            release_account = f"{name}-release"
+            k8s.core.v1.ServiceAccount(f"{name}-release-service-account",
+                                       metadata={"name": release_account, "namespace": ns.name},
+                                       automount_service_account_token=False, opts=self.k8s_opts)
+            for role, account in (("app", self.app_service_account), ("release", release_account)):
+                PodIdentity(f"{name}-{role}-identity", PodIdentityArgs(namespace=self.namespace, service_account=account),
+                            cluster_name=self.cluster.cluster_name, statements=secret_read_statements(db.secret_arn),
+                            opts=on_aws)
+        else:
+            pulumi.log.warn("cluster.cluster_name is unset: no Pod Identity is created, so pods cannot read "
+                            "the RDS-managed password; set it or grant access yourself", resource=self)
+        return AppDatabase(
+            secrets={"DATABASE_HOST": db.address, "DATABASE_PORT": db.port.apply(str),
+                     "DATABASE_SECRET_ARN": db.secret_arn},
+            env={"DATABASE_NAME": rds.database_name, "DATABASE_USER": rds.master_username,
+                 "DATABASE_SSLMODE": "require"},
+            service_account=release_account)
+
+    def _release_job(self, ns: Namespace, role: str, command: list[str], *,
+                     secrets: dict[str, pulumi.Input[str]], env: dict[str, str],
+                     service_account: str | None = None) -> ReleaseJob:
+        s = self.settings
+        return ReleaseJob(
+            f"{self.name}-{role}",
+            ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=command,
+                           env={**env, **s.app.env}, resources=s.app.resources, secrets_as="env"),
+            namespace=ns.name, secrets={**self.app_secrets(), **secrets} or None,
+            service_account_name=service_account, opts=self.k8s_opts)
+
     def _web_service(self, ns: Namespace, *, command: list[str], graceful_timeout: int,
                      autoscaling: Any, secrets: dict[str, pulumi.Input[str]] | None = None,
+                     env: dict[str, str] | None = None, config_files: Sequence[ConfigFiles] = (),
                      depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
         s = self.settings
         args = WebServiceArgs(
@@ -123,7 +196,8 @@ class WebStack(pulumi.ComponentResource):
             require_digest=not s.is_dev,
             port=s.app.port,
             command=command,
-            env=dict(s.app.env),
+            env={**(env or {}), **s.app.env},
+            config_files=list(config_files),
             resources=s.app.resources,
             health=s.app.health,
             autoscaling=autoscaling,
@@ -133,7 +207,7 @@ class WebStack(pulumi.ComponentResource):
             ingress=self._ingress(),
             secrets_as="env",
         )
-        web = WebService(f"{self.name}-app", args, namespace=ns.name,
+        web = WebService(self.app_service_account, args, namespace=ns.name,
                          secrets={**self.app_secrets(), **(secrets or {})} or None,
                          depends_on=list(depends_on), opts=self.k8s_opts)
         self._exports["url"] = web.url

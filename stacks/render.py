@@ -127,6 +127,8 @@ def write_render(stack: str, run: ProgramRun, dest: Path) -> None:
         if manifest is not None:
             _write(dest / "manifests" / manifest_filename(manifest),
                    yaml.safe_dump(manifest, sort_keys=True, default_flow_style=False))
+            for name, how in container_runs(manifest).items():
+                _write(dest / "config" / "run" / name, json.dumps(how, indent=2, sort_keys=True) + "\n")
         for name, content in config_files(reg).items():
             _write(dest / "config" / name, content)
 
@@ -200,6 +202,35 @@ def config_files(reg: Registration) -> dict[str, str]:
     name = (reg.state.get("metadata") or {}).get("name") or reg.name
     data = reg.inputs.get("data") or {}
     return {f"{_slug(name)}/{fname}": text for fname, text in sorted(data.items()) if isinstance(text, str)}
+
+
+WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet"}
+
+
+def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """How each container of a workload starts: config/run/<Kind>-<name>.<container>.json.
+
+    The command, its env (a Secret's key shown by reference) and which ConfigMap appears at
+    which path: enough to review a server's settings, or to run the same command elsewhere."""
+    if obj.get("kind") not in WORKLOADS:
+        return {}
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    pod = ((spec.get("template") or {}).get("spec")) or {}
+    config_maps = {v["name"]: v["configMap"]["name"] for v in pod.get("volumes") or [] if "configMap" in v}
+    runs = {}
+    for c in pod.get("containers") or []:
+        env: dict[str, Any] = {}
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            env[e["name"]] = {"secret": ref.get("name"), "key": ref.get("key")} if ref else e.get("value")
+        files = {m["mountPath"]: config_maps[m["name"]] for m in c.get("volumeMounts") or []
+                 if m.get("name") in config_maps}
+        name = f"{obj['kind']}-{_slug((obj.get('metadata') or {}).get('name', ''))}.{_slug(c['name'])}.json"
+        runs[name] = {"command": c.get("command") or [], "args": c.get("args") or [], "env": env,
+                      "files": files, "working_dir": c.get("workingDir")}
+    return runs
 
 
 def _slug(text: str) -> str:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pulumi
 
-from components.database import Database
-from components.release_job import ReleaseJob, ReleaseJobArgs
 from components.static_cdn import StaticCdn
-from stacks.base import WebStack
+from stacks.base import POSTGRES_PORT, WebStack
 from stacks.settings import DjangoSettings, GunicornServer
 
 MIGRATE = ["python", "manage.py", "migrate", "--noinput"]
-POSTGRES_PORT = 5432
 
 
 def gunicorn_command(server: GunicornServer, port: int) -> list[str]:
@@ -37,32 +34,20 @@ class DjangoStack(WebStack):
         # Connection facts are other resources' outputs; they reach the pods through the
         # Secret, the one channel of WebService and ReleaseJob that takes Outputs.
         wiring: dict[str, pulumi.Input[str]] = {}
+        env: dict[str, str] = {}
+        release_account = None
         if aws_target:
-            on_aws = pulumi.ResourceOptions(parent=self, providers={"aws": self.aws_provider})
-            assert self.network is not None and self.cluster is not None
-            db = Database(f"{name}-db", dj.database, vpc_id=self.network.vpc_id,
-                          subnet_ids=self.network.private_subnet_ids,
-                          client_security_group_id=self.cluster.cluster_security_group_id, opts=on_aws)
-            static = StaticCdn(f"{name}-static", dj.static, opts=on_aws)
-            wiring = {
-                "DATABASE_HOST": db.address,
-                "DATABASE_PORT": db.port.apply(str),
-                "DATABASE_NAME": db.database_name,
-                # RDS keeps the master password in Secrets Manager and rotates it.
-                "DATABASE_SECRET_ARN": db.secret_arn,
-                "STATIC_URL": static.url.apply(lambda u: f"{u}/"),
-                "AWS_STORAGE_BUCKET_NAME": static.bucket_name,
-            }
+            db = self._database(ns, dj.database)
+            static = StaticCdn(f"{name}-static", dj.static,
+                               opts=pulumi.ResourceOptions(parent=self, providers={"aws": self.aws_provider}))
+            wiring = {**db.secrets, "STATIC_URL": static.url.apply(lambda u: f"{u}/"),
+                      "AWS_STORAGE_BUCKET_NAME": static.bucket_name}
+            env, release_account = db.env, db.service_account
             self._exports["static_url"] = static.url
-            self._exports["database_host"] = db.address
 
-        migrate = ReleaseJob(
-            f"{name}-migrate",
-            ReleaseJobArgs(image=settings.app.image, require_digest=not settings.is_dev, command=MIGRATE,
-                           env=dict(settings.app.env), resources=settings.app.resources, secrets_as="env"),
-            namespace=ns.name, secrets={**self.app_secrets(), **wiring} or None, opts=self.k8s_opts)
+        migrate = self._release_job(ns, "migrate", MIGRATE, secrets=wiring, env=env, service_account=release_account)
         self._web_service(ns, command=gunicorn_command(dj.server, settings.app.port),
                           graceful_timeout=dj.server.graceful_timeout_seconds, autoscaling=dj.autoscaling,
-                          secrets=wiring, depends_on=[migrate])
+                          secrets=wiring, env=env, depends_on=[migrate])
         self._exports["migration_job"] = migrate.job_name
         self._finish()

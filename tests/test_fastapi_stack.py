@@ -1,0 +1,239 @@
+"""The FastAPI stack under mocks: server settings from the pod's size, the database and its
+migrations, and what each example stack gets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.k8s_pod import Resources
+from stacks.fastapi.server import plan_server
+from stacks.offline import ProgramRun, run_program
+from stacks.render import container_runs, kubernetes_object, load_stack_file, run_stack
+from stacks.settings import ConfigError, StackSettings, UvicornServer
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+JOB = "kubernetes:batch/v1:Job"
+STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+
+_cache: dict[str, ProgramRun] = {}
+
+
+def stack(name: str) -> ProgramRun:
+    if name not in _cache:
+        _cache[name] = run_stack(name)
+    return _cache[name]
+
+
+def run_with(name: str, **changes) -> ProgramRun:
+    """An example stack with some `webstack:` keys replaced."""
+    import runpy
+    from stacks.render import ROOT
+
+    sf = load_stack_file(name)
+    config = {**sf.config, **{f"webstack:{k}": v for k, v in changes.items()}}
+    return run_program(name, config, lambda: runpy.run_path(str(ROOT / "__main__.py")), sf.secret_keys)
+
+
+def app_container(run: ProgramRun) -> dict:
+    pod = run.monitor.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] if c["name"] == "app")
+
+
+def flag(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value", "<from secret>") for e in container["env"]}
+
+
+# --- the server: computed from the pod's CPU and memory -------------------------------
+
+@pytest.mark.parametrize("cpu,memory,workers", [
+    ("250m", "512Mi", 1),   # below one core: one process; the HPA adds pods
+    ("1", "512Mi", 1),
+    ("1500m", "1Gi", 1),    # a fraction of a core cannot run a second process
+    ("2", "1Gi", 2),
+    ("4", "2Gi", 4),
+    ("4", "512Mi", 3),      # memory holds only three workers at 128Mi + 32Mi headroom
+])
+def test_workers_follow_whole_cores_and_fit_in_memory(cpu, memory, workers):
+    res = Resources(cpu_request="100m", cpu_limit=cpu, memory_request="128Mi", memory_limit=memory)
+    plan = plan_server(UvicornServer(), res, port=8000, service_name="svc", environment="prod",
+                       trusted_proxies=[], otlp_endpoint=None, trace_sample_ratio=0.1)
+    assert plan.workers == workers
+    assert flag(plan.command, "--workers") == str(workers)
+    # Each worker's share of memory, past its idle footprint, bounds its in-flight requests.
+    assert 64 <= plan.limit_concurrency <= 4096
+    assert plan.backlog == min(4096, plan.limit_concurrency * workers)
+
+
+def test_more_memory_per_worker_means_a_higher_concurrency_limit():
+    small = plan_server(UvicornServer(), Resources(memory_limit="512Mi"), port=8000, service_name="s",
+                        environment="prod", trusted_proxies=[], otlp_endpoint=None, trace_sample_ratio=1)
+    big = plan_server(UvicornServer(), Resources(memory_limit="2Gi"), port=8000, service_name="s",
+                      environment="prod", trusted_proxies=[], otlp_endpoint=None, trace_sample_ratio=1)
+    assert (small.limit_concurrency, big.limit_concurrency) == (768, 3840)
+
+
+def test_the_local_example_runs_two_workers_for_its_two_cores():
+    command = app_container(stack("fastapi-local"))["command"]
+    assert flag(command, "--workers") == "2"
+    assert flag(command, "--loop") == "uvloop" and flag(command, "--http") == "httptools"
+
+
+@pytest.mark.parametrize("name", ["fastapi-dev", "fastapi-prod"])
+def test_default_sized_pods_run_one_worker(name):
+    assert flag(app_container(stack(name))["command"], "--workers") == "1"
+
+
+@pytest.mark.parametrize("name", ["fastapi-dev", "fastapi-prod", "fastapi-local"])
+def test_server_timeouts_fit_the_load_balancer_and_the_grace_period(name):
+    run = stack(name)
+    command = app_container(run)["command"]
+    pod = run.monitor.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    assert int(flag(command, "--timeout-keep-alive")) > 60, "above the ALB / ingress-nginx idle timeout"
+    assert pod["terminationGracePeriodSeconds"] > int(flag(command, "--timeout-graceful-shutdown"))
+
+
+def test_prod_logs_json_without_an_access_log_and_dev_keeps_it():
+    prod, dev = app_container(stack("fastapi-prod"))["command"], app_container(stack("fastapi-dev"))["command"]
+    assert "--no-access-log" in prod and "--no-access-log" not in dev
+    for command in (prod, dev):
+        assert flag(command, "--log-config") == "/etc/webstack/uvicorn/logging.json"
+        assert "--no-server-header" in command
+
+
+def test_the_log_config_is_mounted_and_formats_json():
+    run = stack("fastapi-prod")
+    maps = [r for r in run.monitor.all("kubernetes:core/v1:ConfigMap") if "logging.json" in r.inputs["data"]]
+    assert len(maps) == 1
+    config = json.loads(maps[0].inputs["data"]["logging.json"])
+    assert config["formatters"]["json"]["()"] == "pythonjsonlogger.json.JsonFormatter"
+    mounts = {m["mountPath"] for m in app_container(run)["volumeMounts"]}
+    assert "/etc/webstack/uvicorn" in mounts
+
+
+def test_proxy_headers_are_trusted_only_from_the_vpc_on_aws():
+    aws = app_container(stack("fastapi-prod"))["command"]
+    assert flag(aws, "--forwarded-allow-ips") == "10.0.0.0/16" and "--proxy-headers" in aws
+    local = app_container(stack("fastapi-local"))["command"]
+    assert "--no-proxy-headers" in local and "--forwarded-allow-ips" not in local
+
+
+def test_an_explicit_proxy_range_is_used_as_given():
+    sf = load_stack_file("fastapi-local")
+    fastapi = json.loads(json.dumps(sf.config["webstack:fastapi"]))
+    fastapi["server"]["forwarded_allow_ips"] = ["10.244.0.0/16"]
+    command = app_container(run_with("fastapi-local", fastapi=fastapi))["command"]
+    assert flag(command, "--forwarded-allow-ips") == "10.244.0.0/16"
+
+
+def test_metrics_and_tracing_are_wired_for_several_workers():
+    env = env_of(app_container(stack("fastapi-prod")))
+    assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/"), "on the writable emptyDir"
+    assert env["OTEL_SERVICE_NAME"] == "webstack-fastapi-prod"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio" and env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert env["OTEL_TRACES_EXPORTER"] == "none", "no collector configured: spans are made, not sent"
+    assert env_of(app_container(stack("fastapi-dev")))["OTEL_TRACES_SAMPLER_ARG"] == "1"
+
+
+def test_a_collector_endpoint_turns_on_otlp_export():
+    env = env_of(app_container(run_with("fastapi-local",
+                                        observability={"otlp_endpoint": "http://otel.monitoring:4318"})))
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel.monitoring:4318"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+
+
+# --- shape of each example stack --------------------------------------------------------
+
+@pytest.mark.parametrize("name,lo,hi", [("fastapi-dev", 1, 3), ("fastapi-prod", 2, 10), ("fastapi-local", 1, 3)])
+def test_hpa_bounds_per_environment(name, lo, hi):
+    spec = stack(name).monitor.one(HPA).inputs["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (lo, hi)
+
+
+@pytest.mark.parametrize("name", ["fastapi-dev", "fastapi-prod", "fastapi-local"])
+def test_probes_hit_the_reference_app_paths(name):
+    app = app_container(stack(name))
+    assert app["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_prod_refuses_an_image_pinned_only_by_tag():
+    sf = load_stack_file("fastapi-prod")
+    values = {k.removeprefix("webstack:"): v for k, v in sf.config.items() if k.startswith("webstack:")}
+    values["app"] = {**values["app"], "image": "ghcr.io/acme/orders-api:0.4.1"}
+    with pytest.raises(ConfigError) as err:
+        StackSettings.load(values, {k.removeprefix("webstack:") for k in sf.secret_keys})
+    assert "webstack:app.image" in str(err.value) and "digest" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["fastapi-dev", "fastapi-prod", "fastapi-local"])
+def test_alembic_migrations_gate_the_rollout(name):
+    mon = stack(name).monitor
+    job = mon.one(JOB)
+    assert job.inputs["spec"]["template"]["spec"]["containers"][0]["command"] == ["alembic", "upgrade", "head"]
+    assert job.urn in mon.one(DEPLOYMENT).dependencies, "the Deployment waits for the migration Job"
+
+
+def test_without_a_database_there_is_no_migration_job_and_no_database_egress():
+    run = run_with("fastapi-local", fastapi={"server": {"app": "orders_api.main:app"}})
+    assert not run.monitor.all(JOB) and not run.monitor.all(STATEFULSET)
+    policies = [r.inputs["metadata"]["name"] for r in run.monitor.all("kubernetes:networking.k8s.io/v1:NetworkPolicy")]
+    assert "allow-database" not in policies
+    assert not any(e["name"].startswith("DATABASE_") for e in app_container(run)["env"])
+
+
+def test_local_database_is_an_in_cluster_postgres_reachable_from_the_namespace_only():
+    mon = stack("fastapi-local").monitor
+    sts = mon.one(STATEFULSET)
+    pod = sts.inputs["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sts.inputs["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    allow = mon.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "web-postgres-allow-clients")
+    assert allow.inputs["spec"]["ingress"] == [{"from": [{"podSelector": {}}],
+                                                "ports": [{"protocol": "TCP", "port": 5432}]}]
+    # The password exists only as a Pulumi secret, in Secrets.
+    for secret in mon.all("kubernetes:core/v1:Secret"):
+        assert "offline-secret" not in json.dumps(secret.inputs)
+    env = env_of(app_container(stack("fastapi-local")))
+    assert env["DATABASE_PASSWORD"] == "<from secret>" and env["DATABASE_HOST"] == "<from secret>"
+
+
+def test_aws_database_is_rds_read_through_pod_identity():
+    mon = stack("fastapi-prod").monitor
+    rds = mon.one("aws:rds/instance:Instance")
+    assert rds.protect is True, "prod protects the database"
+    assert rds.inputs["manageMasterUserPassword"] is True
+    identities = mon.all("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert sorted(i.inputs["serviceAccount"] for i in identities) == ["web-app", "web-release"]
+    for policy in mon.all("aws:iam/rolePolicy:RolePolicy"):
+        doc = json.loads(policy.inputs["policy"]) if isinstance(policy.inputs["policy"], str) else policy.inputs["policy"]
+        for st in doc["Statement"]:
+            assert st["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+            assert st["Resource"] != "*"
+    env = env_of(app_container(stack("fastapi-prod")))
+    assert env["DATABASE_SSLMODE"] == "require" and env["DATABASE_SECRET_ARN"] == "<from secret>"
+    job = mon.one(JOB).inputs["spec"]["template"]["spec"]
+    assert job["serviceAccountName"] == "web-release"
+
+
+def test_dev_database_is_not_protected():
+    assert stack("fastapi-dev").monitor.one("aws:rds/instance:Instance").protect is False
+
+
+def test_the_rendered_run_file_is_the_deployment_command():
+    run = stack("fastapi-local")
+    obj = kubernetes_object(run.monitor.one(DEPLOYMENT))
+    runs = container_runs(obj)
+    app = runs["Deployment-web-app.app.json"]
+    assert app["command"] == app_container(run)["command"]
+    assert app["env"]["DATABASE_PASSWORD"]["key"] == "DATABASE_PASSWORD"
+    assert list(app["files"]) == ["/etc/webstack/uvicorn"]
