@@ -65,6 +65,16 @@ def parse_quantity(value: str) -> Decimal:
     return number * _SUFFIX[suffix]
 
 
+def size_problem(field: str, value: str, example: str) -> str | None:
+    """The error for a value that is not a Kubernetes quantity above zero, else None."""
+    try:
+        if parse_quantity(value) > 0:
+            return None
+    except ValueError:
+        pass
+    return f"{field}: {value!r} is not a quantity above zero (e.g. {example})"
+
+
 def content_hash(*parts: str, length: int = 8) -> str:
     """A short sha256 of `parts`; names made from it change exactly when the content does."""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]

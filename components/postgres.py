@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.k8s_pod import (IMAGE_PULL_POLICY, RUN_AS_USER, Resources, check_pinned, checkov_skips,
                                 container_security_context, has_digest, labels as make_labels,
-                                parse_quantity, pod_security_context, selector, warn_if_tagged,
+                                pod_security_context, selector, size_problem, warn_if_tagged,
                                 writable_volumes)
 
 TYPE = "webstack:components:InClusterPostgres"
@@ -44,11 +44,8 @@ class InClusterPostgresArgs(BaseModel):
         problems = []
         if problem := check_pinned(self.image, require_digest=self.require_digest):
             problems.append(problem)
-        try:
-            if parse_quantity(self.storage) <= 0:
-                problems.append(f"storage: must be above zero, got {self.storage!r}")
-        except ValueError:
-            problems.append(f"storage: {self.storage!r} is not a Kubernetes quantity (e.g. 1Gi)")
+        if problem := size_problem("storage", self.storage, "1Gi"):
+            problems.append(problem)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
 from components.database import DatabaseArgs
-from components.k8s_pod import HealthChecks, Resources, has_digest, parse_quantity
+from components.k8s_pod import HealthChecks, Resources, has_digest, size_problem
 from components.static_cdn import StaticCdnArgs
 from components.network import ExistingVpcArgs, NewVpcArgs
 from components.web_service import Autoscaling
@@ -283,12 +283,8 @@ class UvicornServer(Section):
     @field_validator("worker_memory")
     @classmethod
     def _memory(cls, value: str) -> str:
-        try:
-            ok = parse_quantity(value) > 0
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"worker_memory: {value!r} is not a memory quantity above zero (e.g. 128Mi)")
+        if problem := size_problem("worker_memory", value, "128Mi"):
+            raise ValueError(problem)
         return value
 
     @field_validator("workers", "limit_concurrency", "backlog")
@@ -330,12 +326,8 @@ class FastApiDatabase(DatabaseArgs):
     @field_validator("local_storage")
     @classmethod
     def _storage(cls, value: str) -> str:
-        try:
-            ok = parse_quantity(value) > 0
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"local_storage: {value!r} is not a size above zero (e.g. 1Gi)")
+        if problem := size_problem("local_storage", value, "1Gi"):
+            raise ValueError(problem)
         return value
 
 class GunicornServer(Section):
