@@ -1,0 +1,105 @@
+"""Fixtures for the FastAPI reference app's tests: a throwaway PostgreSQL, an OTLP receiver,
+and `serve(argv, env)`, which runs a server with .venv-app first on PATH and always stops it.
+
+A missing binary skips with the reason; under CI (CI=true) it fails instead, because
+.ci/run installs everything (tools/setup) and a skipped check there would pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+from harness import APP_DIR, OtlpReceiver, Postgres, Server, free_port  # noqa: E402
+
+
+def require(reason: str | None) -> None:
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run this test: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def app_venv() -> Path:
+    require(harness.missing_app_venv())
+    return harness.VENV_APP
+
+
+@pytest.fixture(scope="session")
+def postgres(app_venv) -> Iterator[Postgres]:
+    """One PostgreSQL for the session; each test gets its own database (`database`)."""
+    require(harness.missing_postgres())
+    pg = Postgres()
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
+@pytest.fixture
+def own_postgres(app_venv) -> Iterator[Postgres]:
+    """A PostgreSQL only this test uses (it may stop it)."""
+    require(harness.missing_postgres())
+    pg = Postgres()
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
+@pytest.fixture
+def database(postgres) -> str:
+    return postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def migrated(postgres, database) -> str:
+    """A database at `alembic upgrade head`; returns its name."""
+    result = harness.alembic(postgres.env(database), "upgrade", "head")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return database
+
+
+@pytest.fixture
+def otlp(app_venv, tmp_path) -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver(tmp_path / "otlp")
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+@pytest.fixture
+def serve(app_venv, tmp_path) -> Iterator:
+    """`serve(argv, env, port=..., cwd=APP_DIR)` starts a server and waits for /healthz.
+    Servers stop before fixtures set up earlier (request `otlp` before `serve` so the
+    receiver is still there for the shutdown flush)."""
+    started: list[Server] = []
+
+    def _serve(argv: Sequence[str], env: Mapping[str, str], *, port: int, cwd: Path = APP_DIR,
+               ready_path: str = "/healthz") -> Server:
+        server = Server(argv, env=env, cwd=cwd, port=port, log_dir=tmp_path / "logs",
+                        ready_path=ready_path, name=f"server{len(started)}")
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield _serve
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
