@@ -210,8 +210,9 @@ WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet"}
 def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """How each container of a workload starts: config/run/<Kind>-<name>.<container>.json.
 
-    The command, its env (a Secret's key shown by reference) and which ConfigMap appears at
-    which path: enough to review a server's settings, or to run the same command elsewhere."""
+    The command, its env (a Secret's key shown by reference), which ConfigMap appears at
+    which path and which paths are writable emptyDirs: enough to review a server's
+    settings, or to run the same command elsewhere."""
     if obj.get("kind") not in WORKLOADS:
         return {}
     spec = obj.get("spec") or {}
@@ -219,6 +220,7 @@ def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
     pod = ((spec.get("template") or {}).get("spec")) or {}
     config_maps = {v["name"]: v["configMap"]["name"] for v in pod.get("volumes") or [] if "configMap" in v}
+    empty = {v["name"] for v in pod.get("volumes") or [] if "emptyDir" in v}
     runs = {}
     for c in pod.get("containers") or []:
         env: dict[str, Any] = {}
@@ -228,8 +230,9 @@ def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
         files = {m["mountPath"]: config_maps[m["name"]] for m in c.get("volumeMounts") or []
                  if m.get("name") in config_maps}
         name = f"{obj['kind']}-{_slug((obj.get('metadata') or {}).get('name', ''))}.{_slug(c['name'])}.json"
+        writable = sorted(m["mountPath"] for m in c.get("volumeMounts") or [] if m.get("name") in empty)
         runs[name] = {"command": c.get("command") or [], "args": c.get("args") or [], "env": env,
-                      "files": files, "working_dir": c.get("workingDir")}
+                      "files": files, "empty_dirs": writable, "working_dir": c.get("workingDir")}
     return runs
 
 

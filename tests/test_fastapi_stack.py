@@ -58,7 +58,7 @@ def env_of(container: dict) -> dict:
     ("1500m", "1Gi", 1),    # a fraction of a core cannot run a second process
     ("2", "1Gi", 2),
     ("4", "2Gi", 4),
-    ("4", "512Mi", 3),      # memory holds only three workers at 128Mi + 32Mi headroom
+    ("4", "512Mi", 2),      # (512Mi - 40Mi supervisor) holds two workers at 128Mi + 32Mi headroom
 ])
 def test_workers_follow_whole_cores_and_fit_in_memory(cpu, memory, workers):
     res = Resources(cpu_request="100m", cpu_limit=cpu, memory_request="128Mi", memory_limit=memory)

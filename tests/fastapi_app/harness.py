@@ -449,7 +449,7 @@ class RenderedRun:
 
     def __init__(self, render_dir: Path, path: Path) -> None:
         self.render_dir, self.path = render_dir, path
-        doc = json.loads(path.read_text())
+        self.doc = doc = json.loads(path.read_text())
         self.command: list[str] = list(doc.get("command") or [])
         self.args: list[str] = list(doc.get("args") or [])
         self.env: dict[str, Any] = dict(doc.get("env") or {})
@@ -471,17 +471,8 @@ class RenderedRun:
         return argv[argv.index(name) + 1] if name in argv else None
 
     def empty_dirs(self) -> list[str]:
-        """Writable emptyDir mount paths of this container, from the rendered manifests."""
-        import yaml  # the test venv has PyYAML (the program's requirement)
-
-        for manifest in sorted((self.render_dir / "manifests").glob("*.yaml")):
-            obj = yaml.safe_load(manifest.read_text()) or {}
-            pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-            empty = {v["name"] for v in pod.get("volumes") or [] if "emptyDir" in v}
-            for container in pod.get("containers") or []:
-                if (container.get("command") or []) + (container.get("args") or []) == self.argv:
-                    return [m["mountPath"] for m in container.get("volumeMounts") or [] if m["name"] in empty]
-        return []
+        """Writable emptyDir mount paths of this container (the pod's /tmp)."""
+        return list(self.doc.get("empty_dirs") or [])
 
     def local(self, *, port: int | None, database: Mapping[str, str], scratch: Path,
               otlp_endpoint: str | None = None) -> tuple[list[str], dict[str, str], Path, list[str]]:
