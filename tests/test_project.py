@@ -36,6 +36,17 @@ def test_every_declared_key_has_a_description_and_exists_in_the_settings():
         assert name in StackSettings.model_fields, f"Pulumi.yaml declares {name}, the settings don't"
 
 
+@pytest.mark.parametrize("stack", example_stacks())
+def test_every_declared_key_without_a_default_is_set_by_each_example_stack(stack):
+    """The Pulumi CLI refuses a stack missing a declared key that has no default
+    ("Stack '...' is missing configuration value '...'"), before the program runs."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    required = {k for k, decl in project["config"].items() if "default" not in decl}
+    stack_config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    missing = sorted(k for k in required if f"webstack:{k}" not in stack_config)
+    assert not missing, f"Pulumi.{stack}.yaml lacks declared keys {missing}"
+
+
 def test_runtime_requirements_are_pinned():
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
