@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from example_runs import stack
 
 from components.k8s_pod import Resources
 from stacks.fastapi.server import plan_server
 from stacks.offline import ProgramRun, run_program
-from stacks.render import container_runs, kubernetes_object, load_stack_file, run_stack
+from stacks.render import container_runs, kubernetes_object, load_stack_file
 from stacks.settings import ConfigError, StackSettings, UvicornServer
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -18,13 +19,6 @@ HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 JOB = "kubernetes:batch/v1:Job"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 
-_cache: dict[str, ProgramRun] = {}
-
-
-def stack(name: str) -> ProgramRun:
-    if name not in _cache:
-        _cache[name] = run_stack(name)
-    return _cache[name]
 
 
 def run_with(name: str, **changes) -> ProgramRun:

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from stacks.offline import ProgramRun
-from stacks.render import run_stack
+from example_runs import stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 JOB = "kubernetes:batch/v1:Job"
-
-_cache: dict[str, ProgramRun] = {}
-
-
-def stack(name: str) -> ProgramRun:
-    if name not in _cache:
-        _cache[name] = run_stack(name)
-    return _cache[name]
 
 
 @pytest.mark.parametrize("name,lo,hi", [("fastapi-dev", 1, 3), ("fastapi-prod", 2, 10),

@@ -34,26 +34,25 @@ def app_venv() -> Path:
     return harness.VENV_APP
 
 
-@pytest.fixture(scope="session")
-def postgres(app_venv) -> Iterator[Postgres]:
-    """One PostgreSQL for the session; each test gets its own database (`database`)."""
+def _postgres() -> Iterator[Postgres]:
     require(harness.missing_postgres())
     pg = Postgres()
     try:
         yield pg
     finally:
         pg.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(app_venv) -> Iterator[Postgres]:
+    """One PostgreSQL for the session; each test gets its own database (`database`)."""
+    yield from _postgres()
 
 
 @pytest.fixture
 def own_postgres(app_venv) -> Iterator[Postgres]:
     """A PostgreSQL only this test uses (it may stop it)."""
-    require(harness.missing_postgres())
-    pg = Postgres()
-    try:
-        yield pg
-    finally:
-        pg.close()
+    yield from _postgres()
 
 
 @pytest.fixture

@@ -1,0 +1,14 @@
+"""Each example stack run once under mocks per test session, shared by the test modules."""
+
+from __future__ import annotations
+
+from stacks.offline import ProgramRun
+from stacks.render import run_stack
+
+_cache: dict[str, ProgramRun] = {}
+
+
+def stack(name: str) -> ProgramRun:
+    if name not in _cache:
+        _cache[name] = run_stack(name)
+    return _cache[name]
