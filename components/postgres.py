@@ -15,13 +15,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.database import PORT  # the same port as RDS, so the namespace policy fits both
 from components.k8s_pod import (IMAGE_PULL_POLICY, RUN_AS_USER, Resources, check_pinned, checkov_skips,
                                 container_security_context, has_digest, labels as make_labels,
                                 pod_security_context, selector, size_problem, warn_if_tagged,
                                 writable_volumes)
 
 TYPE = "webstack:components:InClusterPostgres"
-PORT = 5432
 CONTAINER = "postgres"
 DATA_PATH = "/var/lib/postgresql/data"
 

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws_provider import AwsProviderArgs, tagged_provider
 from components.cluster import Cluster, KubeconfigClusterArgs
-from components.database import Database, DatabaseArgs
+from components.database import PORT, Database, DatabaseArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.network import Network, NewVpcArgs
 from components.pod_identity import PodIdentity, PodIdentityArgs, secret_read_statements
@@ -26,7 +26,7 @@ from stacks.settings import ClusterContext, ClusterKubeconfig, StackSettings
 
 # Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
 LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
-POSTGRES_PORT = 5432
+POSTGRES_PORT = PORT  # RDS and the in-cluster server alike
 
 
 class AppDatabase:

@@ -143,7 +143,7 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
         "OTEL_SERVICE_NAME": service_name,
         "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={environment},service.namespace={service_name}",
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": _ratio(trace_sample_ratio),
+        "OTEL_TRACES_SAMPLER_ARG": format(trace_sample_ratio, "g"),
         "OTEL_PYTHON_LOG_CORRELATION": "true",
         "OTEL_METRICS_EXPORTER": "none",  # metrics go to Prometheus via /metrics
         "OTEL_LOGS_EXPORTER": "none",  # logs go to stdout
@@ -157,6 +157,3 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
     return ServerPlan(workers=workers, limit_concurrency=limit, backlog=backlog, command=command, env=env,
                       files={LOG_CONFIG: log_config(server.log_level)})
 
-
-def _ratio(value: float) -> str:
-    return format(value, "g")
