@@ -39,14 +39,16 @@ def test_every_example_stack_renders_the_documented_layout(rendered, stack):
         assert {"name", "type", "parent", "dependencies", "protect", "retain_on_delete", "inputs"} <= set(res)
 
 
+def _assert_same_files(first: Path, again: Path) -> None:
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (again / rel).read_bytes(), f"{first.name}/{rel} differs"
+
+
 def test_render_is_byte_identical_for_the_same_config(rendered, tmp_path):
     for stack in example_stacks():
-        again = render(stack, tmp_path)
-        first = rendered / stack
-        files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-        assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
-        for rel in files:
-            assert (first / rel).read_bytes() == (again / rel).read_bytes(), f"{stack}/{rel} differs"
+        _assert_same_files(rendered / stack, render(stack, tmp_path))
 
 
 def test_secure_values_never_appear_in_a_render(rendered):
@@ -85,3 +87,11 @@ def test_the_cli_renders_the_default_stack_into_out(tmp_path):
     result = _cli("render", "--out", str(tmp_path), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "fastapi-dev" / "resources.json").is_file()
+
+
+def test_the_cli_render_equals_the_program_run_in_process(rendered, tmp_path):
+    """`python -m stacks render` loads the SDKs through stacks/sdk_imports.py; this process does not."""
+    result = _cli("render", "--all", "--out", str(tmp_path), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for stack in example_stacks():
+        _assert_same_files(rendered / stack, tmp_path / stack)
