@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -15,6 +16,10 @@ from pathlib import Path
 
 from stacks import sdk_imports
 
+# Why: importing the SDKs creates some 200 000 objects that all live until exit, and the cyclic
+# collector, run every 700 allocations by default, spent 15-25% of a render examining them.
+# Run it every 200 000 instead (as mypy does): all six stacks in one process use 8 MB more.
+gc.set_threshold(200_000, 30, 30)
 # Before anything imports pulumi_aws or pulumi_kubernetes (see stacks/sdk_imports.py).
 sdk_imports.install()
 
