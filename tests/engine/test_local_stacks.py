@@ -1,7 +1,8 @@
 """The real engine on every `*-local` example stack: the Pulumi CLI, the Python language host
 and the Kubernetes provider against a real kube-apiserver (tests/engine/cluster.py).
 
-Per stack, in order: preview; up; a second up that changes nothing; a new image that runs the
+Per stack, in order: an up with a mistyped key, which must fail on its message alone and
+create nothing; preview; up; a second up that changes nothing; a new image that runs the
 release Jobs before the Deployment rolls; a release Job that fails, which must fail the update
 and leave the old pods serving; destroy. What a stack has (Jobs, Deployments, namespace) is read
 from its state, not hard-coded, so a stack that gains a release Job is covered by the same tests.
@@ -94,12 +95,26 @@ def event_order(events: list[dict]) -> list[tuple[str, str, str]]:
 
 
 # -- the tests, in the order they run per stack ------------------------------------------
+def test_a_mistyped_key_fails_up_with_only_its_message_and_creates_nothing(stack):
+    stack.pulumi("config", "set", "--path", "webstack:app.prot", "8080", timeout=60)
+    try:
+        result = stack.up(timeout=240, check=False)
+    finally:
+        stack.pulumi("config", "rm", "--path", "webstack:app.prot", timeout=60)
+    assert not result.ok, result.explain()
+    output = result.stdout + result.stderr
+    assert "webstack:app.prot: unknown key; did you mean 'port'?" in output, result.explain()
+    assert "nothing was created" in output
+    assert "Traceback" not in output and 'File "' not in output, result.explain()
+    assert not stack.created(), "a bad config must create nothing"
+
+
 def test_preview_plans_the_whole_stack(stack):
     result = stack.pulumi("preview", "--json", timeout=240)
     plan = json.loads(result.stdout)
     created = {s["urn"].split("::")[-2].split("$")[-1] for s in plan["steps"] if s["op"] == "create"}
     assert {NAMESPACE, DEPLOYMENT} <= created, created
-    assert not stack.resources(), "preview must create nothing"
+    assert not stack.created(), "preview must create nothing"
 
 
 def test_up_creates_the_stack_in_a_restricted_namespace(stack, cluster):
@@ -172,7 +187,7 @@ def test_new_image_runs_release_jobs_before_the_deployment_rolls(stack, cluster,
 def test_failed_release_job_fails_the_update_and_old_pods_keep_serving(stack, cluster, tmp_path):
     api = cluster.api
     serving = stack.image()
-    assert stack.resources(), "the stack is not up: an earlier step failed"
+    assert stack.created(), "the stack is not up: an earlier step failed"
     if not release_jobs(stack, serving):
         pytest.skip(f"{stack.stack} has no release Job")
     deployments = app_deployments(stack, serving)

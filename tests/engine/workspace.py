@@ -171,6 +171,11 @@ class StackWorkspace:
         state = json.loads(self.pulumi("stack", "export", timeout=60).stdout)
         return state["deployment"].get("resources") or []
 
+    def created(self) -> list[dict]:
+        """The resources in state besides the stack itself (the engine records its root
+        `pulumi:pulumi:Stack` as soon as the program starts, even if it then fails)."""
+        return [r for r in self.resources() if r["type"] != "pulumi:pulumi:Stack"]
+
     def live(self, type_: str) -> list[dict]:
         """Outputs of the stack's resources of one Pulumi type, e.g. kubernetes:batch/v1:Job."""
         return [r.get("outputs", {}) for r in self.resources() if r["type"] == type_ and not r.get("delete")]
