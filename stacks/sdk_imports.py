@@ -104,7 +104,7 @@ def install(packages: Sequence[str] = SDK_PACKAGES, cache_dir: Path | None = Non
     if any(isinstance(f, _SdkFinder) for f in sys.meta_path):
         return True
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # code that will run: yours only
         if not os.access(cache_dir, os.W_OK | os.X_OK):
             return False
     except OSError:
