@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 APP_CONTAINER = "app"
+# What a container may read about its own pod through the downward API (`pod_field_env`).
+PodField = Literal["metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                   "spec.serviceAccountName", "status.podIP", "status.hostIP"]
 # New pods must be Ready before an old one goes: capacity never drops during a rollout.
 MAX_UNAVAILABLE = 0
 MAX_SURGE = "25%"
@@ -219,6 +222,9 @@ class WebServiceArgs(BaseModel):
     command: list[str] | None = Field(None, description="Entrypoint override of the app container.")
     args: list[str] | None = Field(None, description="Arguments override of the app container.")
     env: dict[str, str] = Field({}, description="Plain environment variables (secrets go to `secrets=`).")
+    pod_field_env: dict[str, PodField] = Field(
+        {}, description="Environment variables the app container reads from its own pod (downward API), "
+        "name -> field, e.g. {'POD_NAME': 'metadata.name'}. They come first, so `env` values may say $(POD_NAME).")
     resources: Resources = Field(Resources(), description="CPU and memory of the app container.")
     health: HealthChecks = Field(HealthChecks(), description="Probe paths and timing (app container).")
     autoscaling: Autoscaling | None = Field(
@@ -285,6 +291,10 @@ class WebServiceArgs(BaseModel):
                 problems.append(f"config_files.{c.role}.containers: {unknown} are not containers of the pod {names}")
         if problem := check_env_names(list(self.env), field="env"):
             problems.append(problem)
+        if problem := check_env_names(list(self.pod_field_env), field="pod_field_env"):
+            problems.append(problem)
+        if clash := sorted(set(self.pod_field_env) & set(self.env)):
+            problems.append(f"pod_field_env: {clash} are also plain env vars; keep each name in one place")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -328,7 +338,7 @@ class WebService(pulumi.ComponentResource):
         secrets = dict(secrets or {})
         if problem := check_env_names(list(secrets), field="secrets"):
             raise ValueError(problem)
-        if clash := sorted(set(secrets) & set(args.env)):
+        if clash := sorted(set(secrets) & (set(args.env) | set(args.pod_field_env))):
             raise ValueError(f"secrets: {clash} are also plain env vars; keep each name in one place")
         if not args.require_digest:
             for image in [args.image] + [c.image for c in args.extra_containers]:
@@ -404,7 +414,9 @@ class WebService(pulumi.ComponentResource):
             app_ports.append({"name": "metrics", "containerPort": args.metrics_port, "protocol": "TCP"})
         containers = [container(
             APP_CONTAINER, args.image, args.command, args.args,
-            [{"name": k, "value": v} for k, v in sorted(args.env.items())] + wiring.env,
+            # Pod fields first: Kubernetes expands $(NAME) only to variables listed earlier.
+            [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(args.pod_field_env.items())]
+            + [{"name": k, "value": v} for k, v in sorted(args.env.items())] + wiring.env,
             app_ports, args.resources, args.health.probes(args.port), args.writable_paths)]
         for c in args.extra_containers:
             if c.health_path:

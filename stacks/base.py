@@ -189,6 +189,7 @@ class WebStack(pulumi.ComponentResource):
     def _web_service(self, ns: Namespace, *, command: list[str], graceful_timeout: int,
                      autoscaling: Any, secrets: dict[str, pulumi.Input[str]] | None = None,
                      env: dict[str, str] | None = None, config_files: Sequence[ConfigFiles] = (),
+                     pod_field_env: dict[str, str] | None = None,
                      depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
         s = self.settings
         args = WebServiceArgs(
@@ -197,6 +198,8 @@ class WebStack(pulumi.ComponentResource):
             port=s.app.port,
             command=command,
             env={**(env or {}), **s.app.env},
+            # As with `env`, a name the user sets in app.env wins.
+            pod_field_env={k: f for k, f in (pod_field_env or {}).items() if k not in s.app.env},
             config_files=list(config_files),
             resources=s.app.resources,
             health=s.app.health,

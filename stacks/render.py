@@ -225,8 +225,13 @@ def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for c in pod.get("containers") or []:
         env: dict[str, Any] = {}
         for e in c.get("env") or []:
-            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-            env[e["name"]] = {"secret": ref.get("name"), "key": ref.get("key")} if ref else e.get("value")
+            source = e.get("valueFrom") or {}
+            if ref := source.get("secretKeyRef"):
+                env[e["name"]] = {"secret": ref.get("name"), "key": ref.get("key")}
+            elif field := source.get("fieldRef"):
+                env[e["name"]] = {"pod_field": field.get("fieldPath")}
+            else:
+                env[e["name"]] = e.get("value")
         files = {m["mountPath"]: config_maps[m["name"]] for m in c.get("volumeMounts") or []
                  if m.get("name") in config_maps}
         name = f"{obj['kind']}-{_slug((obj.get('metadata') or {}).get('name', ''))}.{_slug(c['name'])}.json"

@@ -135,6 +135,28 @@ def test_metrics_and_tracing_are_wired_for_several_workers():
     assert env_of(app_container(stack("fastapi-dev")))["OTEL_TRACES_SAMPLER_ARG"] == "1"
 
 
+def test_spans_name_their_pod_namespace_and_node_from_the_downward_api():
+    container = app_container(stack("fastapi-prod"))
+    names = [e["name"] for e in container["env"]]
+    fields = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]
+              if "fieldRef" in e.get("valueFrom", {})}
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
+                      "NODE_NAME": "spec.nodeName"}
+    # Kubernetes expands $(NAME) only to variables listed before the one using it.
+    assert max(names.index(n) for n in fields) < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    attributes = dict(pair.split("=", 1) for pair in env_of(container)["OTEL_RESOURCE_ATTRIBUTES"].split(","))
+    assert attributes == {"deployment.environment.name": "prod", "service.namespace": "webstack-fastapi-prod",
+                          "k8s.pod.name": "$(POD_NAME)", "k8s.namespace.name": "$(POD_NAMESPACE)",
+                          "k8s.node.name": "$(NODE_NAME)"}
+
+
+def test_a_name_the_user_sets_in_app_env_wins_over_a_pod_field():
+    app = {**load_stack_file("fastapi-local").config["webstack:app"], "env": {"NODE_NAME": "laptop"}}
+    env = app_container(run_with("fastapi-local", app=app))["env"]
+    assert {"name": "NODE_NAME", "value": "laptop"} in env
+    assert not [e for e in env if e["name"] == "NODE_NAME" and "valueFrom" in e]
+
+
 def test_a_collector_endpoint_turns_on_otlp_export():
     env = env_of(app_container(run_with("fastapi-local",
                                         observability={"otlp_endpoint": "http://otel.monitoring:4318"})))

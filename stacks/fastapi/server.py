@@ -51,6 +51,13 @@ class ServerPlan:
     command: list[str]
     env: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)  # file name -> content, mounted at CONFIG_DIR
+    pod_field_env: dict[str, str] = field(default_factory=dict)  # env name -> pod field (downward API)
+
+
+# Which pod, namespace and node a span came from: OpenTelemetry's Kubernetes resource attributes,
+# filled by the kubelet from the pod's own fields.
+POD_FIELD_ENV = {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "NODE_NAME": "spec.nodeName"}
+K8S_RESOURCE_ATTRIBUTES = "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME)"
 
 
 def worker_count(server: "UvicornServer", resources: Resources) -> int:
@@ -141,7 +148,8 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
     env = {
         "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR,
         "OTEL_SERVICE_NAME": service_name,
-        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={environment},service.namespace={service_name}",
+        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={environment},service.namespace={service_name},"
+                                    + K8S_RESOURCE_ATTRIBUTES,
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": format(trace_sample_ratio, "g"),
         "OTEL_PYTHON_LOG_CORRELATION": "true",
@@ -155,5 +163,5 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
         # No collector yet: spans are still created (trace ids in logs), just not sent.
         env["OTEL_TRACES_EXPORTER"] = "none"
     return ServerPlan(workers=workers, limit_concurrency=limit, backlog=backlog, command=command, env=env,
-                      files={LOG_CONFIG: log_config(server.log_level)})
+                      files={LOG_CONFIG: log_config(server.log_level)}, pod_field_env=dict(POD_FIELD_ENV))
 

@@ -42,6 +42,7 @@ class FastApiStack(WebStack):
 
         self._web_service(ns, command=self.server.command, graceful_timeout=fa.server.graceful_timeout_seconds,
                           autoscaling=fa.autoscaling, secrets=secrets, env=env,
+                          pod_field_env=self.server.pod_field_env,
                           config_files=[ConfigFiles(role="uvicorn", mount_path=CONFIG_DIR, files=self.server.files)],
                           depends_on=depends_on)
         self._finish()

@@ -194,6 +194,15 @@ def test_secrets_as_env_uses_secret_refs_and_records_the_checkov_skip(run):
         "CKV_K8S_35=secrets_as is env: the app reads its settings from environment variables by explicit opt-in"]
 
 
+def test_pod_fields_come_first_so_plain_env_values_can_refer_to_them(run):
+    monitor = run(web(pod_field_env={"POD_NAME": "metadata.name", "NODE_NAME": "spec.nodeName"},
+                      env={"A_LABEL": "pod=$(POD_NAME)"}))
+    assert container(monitor)["env"] == [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "A_LABEL", "value": "pod=$(POD_NAME)"}]
+
+
 def test_an_image_by_digest_needs_no_checkov_skip(run):
     metadata = run(web()).one(DEPLOYMENT).inputs["metadata"]
     assert "annotations" not in metadata

@@ -121,3 +121,15 @@ def test_a_secret_that_is_also_a_plain_env_var_is_refused(run):
 def test_a_secret_name_that_is_not_an_env_var_name_is_refused(run):
     with pytest.raises(ValueError, match=r"secrets: \['api-token'\] are not environment variable names"):
         run(lambda: WebService("web", WebServiceArgs(image=IMAGE), namespace="shop", secrets={"api-token": "y"}))
+
+
+def test_pod_field_env_accepts_only_fields_the_downward_api_gives_and_names_kept_in_one_place(run):
+    with pytest.raises(ValidationError, match=r"pod_field_env\.POD_IP"):
+        WebServiceArgs(image=IMAGE, pod_field_env={"POD_IP": "status.podIPs"})
+    with pytest.raises(ValidationError, match=r"pod_field_env: \['pod-name'\] are not environment variable names"):
+        WebServiceArgs(image=IMAGE, pod_field_env={"pod-name": "metadata.name"})
+    with pytest.raises(ValidationError, match=r"pod_field_env: \['POD_NAME'\] are also plain env vars"):
+        WebServiceArgs(image=IMAGE, pod_field_env={"POD_NAME": "metadata.name"}, env={"POD_NAME": "x"})
+    with pytest.raises(ValueError, match=r"secrets: \['POD_NAME'\] are also plain env vars"):
+        run(lambda: WebService("web", WebServiceArgs(image=IMAGE, pod_field_env={"POD_NAME": "metadata.name"}),
+                               namespace="shop", secrets={"POD_NAME": "y"}))

@@ -31,6 +31,10 @@ APP_DIR = ROOT / "stacks" / "fastapi" / "app"
 VENV_APP = ROOT / ".venv-app"
 APP_BIN = VENV_APP / "bin"
 HOST = "127.0.0.1"
+# What the kubelet would put in env from the pod's own fields, for a pod run here.
+POD_FIELD_STAND_INS = {"metadata.name": "web-app-test-pod", "metadata.namespace": "webstack-test",
+                       "metadata.uid": "00000000-0000-4000-8000-000000000000", "spec.nodeName": "test-node",
+                       "spec.serviceAccountName": "web-app", "status.podIP": HOST, "status.hostIP": HOST}
 
 
 def free_port() -> int:
@@ -482,6 +486,8 @@ class RenderedRun:
         - each emptyDir mount path (the pod's writable /tmp) -> a fresh dir under `scratch`;
         - env from a Secret, and the database address (DATABASE_HOST, DATABASE_PORT) ->
           `database` (the test PostgreSQL), by variable name;
+        - env from the pod's own fields (downward API) -> POD_FIELD_STAND_INS, and their
+          $(NAME) references in other values expanded, as the kubelet does;
         - OTEL_EXPORTER_OTLP_ENDPOINT -> `otlp_endpoint`; where the render exports no traces
           (OTEL_TRACES_EXPORTER=none, no endpoint), OTLP/HTTP to `otlp_endpoint` is switched on;
         - the working dir (null: the image's WORKDIR, /app) -> stacks/fastapi/app."""
@@ -509,7 +515,14 @@ class RenderedRun:
                 argv[i] = new
 
         env: dict[str, str] = {}
+        fields = {name: value["pod_field"] for name, value in self.env.items()
+                  if isinstance(value, dict) and "pod_field" in value}
+        for name, field in fields.items():
+            env[name] = POD_FIELD_STAND_INS[field]
+            made.append(f"{name} (pod field {field}) -> {env[name]}")
         for name, value in self.env.items():
+            if name in fields:
+                continue
             if isinstance(value, dict):
                 assert name in database, f"{self.path.name}: {name} comes from Secret {value.get('secret')}; " \
                                          f"no test value for it"
@@ -520,6 +533,10 @@ class RenderedRun:
                 made.append(f"{name} {value} -> {database[name]}")
             else:
                 env[name] = relocate(str(value))
+                for ref in fields:
+                    if f"$({ref})" in env[name]:
+                        env[name] = env[name].replace(f"$({ref})", env[ref])
+                        made.append(f"{name}: $({ref}) -> {env[ref]}")
         if otlp_endpoint is not None:
             if "OTEL_EXPORTER_OTLP_ENDPOINT" in env:
                 made.append(f"OTEL_EXPORTER_OTLP_ENDPOINT {env['OTEL_EXPORTER_OTLP_ENDPOINT']} -> {otlp_endpoint}")

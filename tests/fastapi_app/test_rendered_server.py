@@ -11,6 +11,8 @@ these substitutions (harness.RenderedRun.local):
 - env taken from a Secret, and the database address (DATABASE_HOST, DATABASE_PORT: the
   in-cluster Service's name and port) -> the test PostgreSQL's values; the rendered role
   and database names are created there as they are;
+- env from the pod's own fields (POD_NAME, POD_NAMESPACE, NODE_NAME) -> stand-in values, and
+  their $(NAME) references in OTEL_RESOURCE_ATTRIBUTES expanded, as the kubelet does;
 - OTEL_EXPORTER_OTLP_ENDPOINT -> the test receiver; fastapi-local has no collector
   (OTEL_TRACES_EXPORTER=none), so OTLP/HTTP export to the receiver is switched on;
 - the working dir (the image's WORKDIR) -> stacks/fastapi/app.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from harness import RenderedRun, free_port, json_log_lines, run_command, samples, worker_pids
+from harness import POD_FIELD_STAND_INS, RenderedRun, free_port, json_log_lines, run_command, samples, worker_pids
 
 from stacks.render import render
 
@@ -90,5 +92,10 @@ def test_the_rendered_release_job_and_server_run_for_real(otlp, serve, postgres,
     spans = otlp.wait_for(lambda s: any(x["trace_id"] == trace_id and x["kind"] == 2 for x in s), timeout=5)
     request_span = next(s for s in spans if s["trace_id"] == trace_id and s["kind"] == 2)
     assert request_span["resource"]["service.name"] == env["OTEL_SERVICE_NAME"]
+    # Which pod, namespace and node: the rendered downward-API env, expanded as the kubelet does.
+    assert {k: request_span["resource"].get(k) for k in ("k8s.pod.name", "k8s.namespace.name", "k8s.node.name")} \
+        == {"k8s.pod.name": POD_FIELD_STAND_INS["metadata.name"],
+            "k8s.namespace.name": POD_FIELD_STAND_INS["metadata.namespace"],
+            "k8s.node.name": POD_FIELD_STAND_INS["spec.nodeName"]}
     logged = [line for line in json_log_lines(server.logs()) if line.get("otelTraceID") == trace_id]
     assert any(line.get("message") == "item created" for line in logged), server.logs()[-3000:]
