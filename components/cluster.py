@@ -14,8 +14,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, allowlist_cidrs, physical_name,
-                               stack_prefix)
+from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, LogRetentionDays, allowlist_cidrs,
+                               physical_name, stack_prefix)
 
 TYPE = "webstack:components:Cluster"
 
@@ -51,7 +51,7 @@ class CreateClusterArgs(BaseModel):
     control_plane_logs: list[Literal[LOG_TYPES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["api", "audit", "authenticator"],
         description="Control-plane log types sent to CloudWatch Logs.")
-    log_retention_days: Literal[7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = Field(
+    log_retention_days: LogRetentionDays = Field(
         90, description="Retention of the control-plane log group, days.")
     deletion_protection: bool = Field(True, description="EKS refuses to delete the cluster until this is turned off.")
 

@@ -16,6 +16,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import pulumi
 
@@ -35,6 +36,9 @@ CLOUDFRONT_OAC_NAME_MAX = 64
 CLOUDFRONT_POLICY_NAME_MAX = 128
 WAF_NAME_MAX = 128
 RDS_SNAPSHOT_IDENTIFIER_MAX = 255
+# The retention periods CloudWatch Logs accepts (days), from a week up; 1-5 days are too short
+# to investigate anything.
+LogRetentionDays = Literal[7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
 
 _HASH_LEN = 6
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Annotated, Literal, Union
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from components.naming import IAM_NAME_PREFIX_MAX, LogRetentionDays, stack_prefix
+from components.pod_identity import Statement, policy_document
 
 TYPE = "webstack:components:Network"
 
@@ -28,6 +32,9 @@ class NewVpcArgs(BaseModel):
     nat_gateways: Literal["one_per_az", "single"] = Field(
         "one_per_az",
         description="NAT gateways: one per AZ survives an AZ outage; 'single' saves ~32 USD/month each (dev).")
+    flow_log_retention_days: LogRetentionDays | None = Field(
+        90, description="Days VPC flow logs (every accepted and rejected connection) stay in CloudWatch Logs; "
+        "null: no flow logs. Dev: 14.")
 
     @field_validator("cidr_block")
     @classmethod
@@ -148,6 +155,39 @@ class Network(pulumi.ComponentResource):
                             route_table_ids=[rt.id for rt in private_rts] + [public_rt.id],
                             tags={"Name": f"{name}-s3"}, opts=child)
 
+        if args.flow_log_retention_days:
+            self._flow_logs(name, vpc, args.flow_log_retention_days)
+
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+
+    def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, retention_days: int) -> None:
+        """Every connection accepted or rejected in the VPC, for incident response: who talked to
+        the database, what a compromised pod reached. Written by the VPC service through a role
+        that may only append to this one log group."""
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        region = aws.get_region_output(opts=invoke).region
+        group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=retention_days, opts=child)
+        # SourceAccount and SourceArn: only this account's flow logs may use the role (confused deputy).
+        trust = pulumi.Output.all(account, partition, region).apply(lambda v: json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": v[0]},
+                              "ArnLike": {"aws:SourceArn": f"arn:{v[1]}:ec2:{v[2]}:{v[0]}:vpc-flow-log/*"}}}]},
+            sort_keys=True))
+        role = aws.iam.Role(f"{name}-flow-logs", name_prefix=stack_prefix(f"{name}-flow-logs",
+                                                                          max_length=IAM_NAME_PREFIX_MAX),
+                            assume_role_policy=trust, description="VPC flow logs delivery", opts=child)
+        policy = aws.iam.RolePolicy(f"{name}-flow-logs", role=role.id, policy=policy_document([Statement(
+            sid="DeliverFlowLogs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
+                     "logs:DescribeLogStreams"],
+            resources=[group.arn, pulumi.Output.concat(group.arn, ":*")])]), opts=child)
+        aws.ec2.FlowLog(f"{name}-flow-log", vpc_id=vpc.id, traffic_type="ALL",
+                        log_destination_type="cloud-watch-logs", log_destination=group.arn,
+                        iam_role_arn=role.arn, tags={"Name": f"{name}-flow-log"},
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))

@@ -436,6 +436,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "django.autoscaling.max_replicas": 3,
         "network.az_count": 2,
         "network.nat_gateways": "single",
+        "network.flow_log_retention_days": 14,
         "cluster.deletion_protection": False,
     },
     "staging": {

@@ -230,7 +230,10 @@ def test_aws_database_is_rds_read_through_pod_identity():
     assert rds.inputs["manageMasterUserPassword"] is True
     identities = mon.all("aws:eks/podIdentityAssociation:PodIdentityAssociation")
     assert sorted(i.inputs["serviceAccount"] for i in identities) == ["web-app", "web-release"]
-    for policy in mon.all("aws:iam/rolePolicy:RolePolicy"):
+    pod_policies = [p for p in mon.all("aws:iam/rolePolicy:RolePolicy")
+                    if "webstack:components:PodIdentity" in (p.parent or "")]
+    assert len(pod_policies) == 2
+    for policy in pod_policies:
         doc = json.loads(policy.inputs["policy"]) if isinstance(policy.inputs["policy"], str) else policy.inputs["policy"]
         for st in doc["Statement"]:
             assert st["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]

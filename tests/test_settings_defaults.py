@@ -43,6 +43,15 @@ def test_the_dev_profile_relaxes_protection_and_the_stack_file_wins_over_it():
     assert pinned.django.database.multi_az is False, "the rest of the profile still applies"
 
 
+def test_vpc_flow_logs_are_on_everywhere_and_kept_shorter_in_dev():
+    prod = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    dev = StackSettings.load({"framework": "fastapi", "environment": "dev", "app": APP})
+    off = StackSettings.load({"framework": "fastapi", "environment": "dev", "app": APP,
+                              "network": {"flow_log_retention_days": None}})
+    assert (prod.network.flow_log_retention_days, dev.network.flow_log_retention_days) == (90, 14)
+    assert off.network.flow_log_retention_days is None
+
+
 def test_a_secret_set_with_pulumi_config_secret_arrives_as_a_secret():
     s = StackSettings.load({"framework": "fastapi", "environment": "prod",
                             "app": {**APP, "secrets": {"DB_PASSWORD": "hunter2"}}}, {"app"})

@@ -1,5 +1,7 @@
 """Network: what a new VPC looks like in prod and dev, and what an existing one costs (nothing)."""
 
+import json
+
 from components.network import ExistingVpcArgs, Network, NewVpcArgs
 
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -83,6 +85,41 @@ def test_subnet_ranges_do_not_overlap(run):
     nets = [ipaddress.IPv4Network(s.inputs["cidrBlock"]) for s in monitor.all(SUBNET)]
     assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
     assert all(n.subnet_of(ipaddress.IPv4Network("10.0.0.0/16")) for n in nets)
+
+
+def test_every_connection_is_flow_logged_to_a_log_group_with_a_retention(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()), stack="prod")
+
+    group = monitor.one("aws:cloudwatch/logGroup:LogGroup", "net-flow-logs")
+    assert group.inputs["retentionInDays"] == 90
+    flow = monitor.one("aws:ec2/flowLog:FlowLog")
+    assert flow.inputs["vpcId"] == monitor.one("aws:ec2/vpc:Vpc").id
+    assert flow.inputs["trafficType"] == "ALL", "rejected connections matter as much as accepted ones"
+    assert flow.inputs["logDestinationType"] == "cloud-watch-logs"
+    assert flow.inputs["logDestination"] == group.state["arn"]
+
+
+def test_the_flow_log_role_is_for_this_accounts_flow_logs_and_appends_to_one_log_group(run):
+    monitor = run(lambda: Network("net", NewVpcArgs()), stack="prod")
+
+    group_arn = monitor.one("aws:cloudwatch/logGroup:LogGroup", "net-flow-logs").state["arn"]
+    [trust] = json.loads(monitor.one("aws:iam/role:Role", "net-flow-logs").inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"].endswith(":123456789012:vpc-flow-log/*")
+    [grant] = json.loads(monitor.one("aws:iam/rolePolicy:RolePolicy", "net-flow-logs").inputs["policy"])["Statement"]
+    assert grant["Resource"] == [group_arn, f"{group_arn}:*"]
+    assert set(grant["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
+                                    "logs:DescribeLogStreams"}
+    assert monitor.one("aws:ec2/flowLog:FlowLog").inputs["iamRoleArn"] == \
+        monitor.one("aws:iam/role:Role", "net-flow-logs").state["arn"]
+
+
+def test_flow_logs_can_be_turned_off(run):
+    monitor = run(lambda: Network("net", NewVpcArgs(flow_log_retention_days=None)))
+
+    assert not monitor.all("aws:ec2/flowLog:FlowLog")
+    assert not monitor.all("aws:cloudwatch/logGroup:LogGroup")
 
 
 def test_existing_vpc_creates_nothing_and_passes_ids_through(run):

@@ -21,6 +21,11 @@ def test_a_single_az_is_refused():
         NewVpcArgs(az_count=1)
 
 
+def test_a_retention_cloudwatch_logs_does_not_offer_is_refused():
+    with pytest.raises(ValidationError, match=r"flow_log_retention_days\n.*Input should be 7, 14, 30"):
+        NewVpcArgs(flow_log_retention_days=10)
+
+
 def test_unknown_keys_are_refused():
     with pytest.raises(ValidationError, match="nat_gateway"):
         NewVpcArgs(nat_gateway="single")
