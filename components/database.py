@@ -12,13 +12,14 @@ new connections with the old password fail: re-read the secret on an authenticat
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.naming import (RDS_IDENTIFIER_PREFIX_MAX, RDS_SNAPSHOT_IDENTIFIER_MAX,
+from components.naming import (IAM_NAME_PREFIX_MAX, RDS_IDENTIFIER_PREFIX_MAX, RDS_SNAPSHOT_IDENTIFIER_MAX,
                                SECURITY_GROUP_NAME_PREFIX_MAX, child_opts, physical_name, stack_prefix)
 
 TYPE = "webstack:components:Database"
@@ -47,6 +48,9 @@ class DatabaseArgs(BaseModel):
         7, description="Performance Insights history, days (7 is the free tier).")
     log_exports: list[Literal["postgresql", "upgrade", "iam-db-auth-error"]] = Field(
         default_factory=lambda: ["postgresql", "upgrade"], description="Logs exported to CloudWatch Logs.")
+    enhanced_monitoring_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = Field(
+        60, description="Enhanced Monitoring: the instance's OS metrics (per-process CPU and memory, disk and "
+        "network I/O) every N seconds, in CloudWatch Logs for 30 days; 0 turns it off.")
 
     @model_validator(mode="after")
     def _storage_ceiling(self) -> "DatabaseArgs":
@@ -85,6 +89,7 @@ class Database(pulumi.ComponentResource):
                                          from_port=PORT, to_port=PORT,
                                          referenced_security_group_id=client_security_group_id,
                                          description="PostgreSQL from the cluster's pods", opts=child)
+        monitoring_role = self._monitoring_role(name) if args.enhanced_monitoring_seconds else None
         major = args.engine_version.split(".")[0]
         params = aws.rds.ParameterGroup(
             f"{name}-params", family=f"postgres{major}", description=f"{name}: TLS only, slow query log",
@@ -121,6 +126,8 @@ class Database(pulumi.ComponentResource):
             performance_insights_enabled=True,
             performance_insights_retention_period=args.performance_insights_retention_days,
             enabled_cloudwatch_logs_exports=list(args.log_exports),
+            monitoring_interval=args.enhanced_monitoring_seconds,
+            monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
             auto_minor_version_upgrade=True,
             # Major upgrades break extensions and plans: do them on purpose, not on `up`.
             allow_major_version_upgrade=False,
@@ -136,3 +143,21 @@ class Database(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.register_outputs({"address": self.address, "port": self.port, "secret_arn": self.secret_arn,
                                "security_group_id": self.security_group_id})
+
+    def _monitoring_role(self, name: str) -> aws.iam.Role:
+        """The role RDS's monitoring agent assumes to write OS metrics (AWS's managed policy:
+        the RDSOSMetrics log group only); only for this account's instances (confused deputy)."""
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        trust = account.apply(lambda acct: json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": acct}}}]}, sort_keys=True))
+        role = aws.iam.Role(f"{name}-monitoring", assume_role_policy=trust,
+                            name_prefix=stack_prefix(f"{name}-monitoring", max_length=IAM_NAME_PREFIX_MAX),
+                            description="RDS Enhanced Monitoring", opts=pulumi.ResourceOptions(parent=self))
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring", role=role.name,
+            policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
+            opts=pulumi.ResourceOptions(parent=self))
+        return role

@@ -1,5 +1,7 @@
 """Database: private, encrypted, TLS-only Postgres; prod is protected, dev is cheap to throw away."""
 
+import json
+
 import pulumi
 
 from components.database import Database, DatabaseArgs
@@ -102,3 +104,24 @@ def test_physical_identifier_does_not_depend_on_the_logical_name(run):
     second = run(database(name="billing"), stack="prod").one(RDS).inputs["identifierPrefix"]
 
     assert first == second == "webstack-prod-db-"
+
+
+def test_enhanced_monitoring_sends_os_metrics_every_minute_through_a_role_only_rds_monitoring_assumes(run):
+    monitor = run(database(), stack="prod")
+    rds = monitor.one(RDS)
+    role = monitor.one("aws:iam/role:Role", "orders-monitoring")
+
+    assert rds.inputs["monitoringInterval"] == 60
+    assert rds.inputs["monitoringRoleArn"] == role.state["arn"]
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    attachment = monitor.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "orders-monitoring")
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+def test_enhanced_monitoring_can_be_turned_off_and_then_needs_no_role(run):
+    monitor = run(database(DatabaseArgs(enhanced_monitoring_seconds=0)))
+
+    assert monitor.one(RDS).inputs["monitoringInterval"] == 0
+    assert not monitor.all("aws:iam/role:Role")

@@ -34,3 +34,8 @@ def test_a_password_cannot_be_given_at_all():
 def test_performance_insights_retention_must_be_a_value_rds_accepts():
     with pytest.raises(ValidationError, match="performance_insights_retention_days"):
         DatabaseArgs(performance_insights_retention_days=30)
+
+
+def test_an_enhanced_monitoring_interval_rds_does_not_offer_is_refused():
+    with pytest.raises(ValidationError, match=r"enhanced_monitoring_seconds\n.*Input should be 0, 1, 5, 10, 15, 30 or 60"):
+        DatabaseArgs(enhanced_monitoring_seconds=45)
