@@ -12,7 +12,6 @@ new connections with the old password fail: re-read the secret on an authenticat
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 import pulumi
@@ -20,7 +19,8 @@ import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.naming import (IAM_NAME_PREFIX_MAX, RDS_IDENTIFIER_PREFIX_MAX, RDS_SNAPSHOT_IDENTIFIER_MAX,
-                               SECURITY_GROUP_NAME_PREFIX_MAX, child_opts, physical_name, stack_prefix)
+                               SECURITY_GROUP_NAME_PREFIX_MAX, child_opts, physical_name, service_trust_policy,
+                               stack_prefix)
 
 TYPE = "webstack:components:Database"
 PORT = 5432
@@ -150,10 +150,8 @@ class Database(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
-        trust = account.apply(lambda acct: json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"}, "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": acct}}}]}, sort_keys=True))
-        role = aws.iam.Role(f"{name}-monitoring", assume_role_policy=trust,
+        role = aws.iam.Role(f"{name}-monitoring",
+                            assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com", account),
                             name_prefix=stack_prefix(f"{name}-monitoring", max_length=IAM_NAME_PREFIX_MAX),
                             description="RDS Enhanced Monitoring", opts=pulumi.ResourceOptions(parent=self))
         aws.iam.RolePolicyAttachment(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -114,6 +115,22 @@ def is_write_action(action: str) -> bool:
     _, _, op = action.partition(":")
     read = ("Get", "List", "Describe", "Head", "BatchGet", "Search", "Lookup")
     return not op.startswith(read)
+
+
+def service_trust_policy(service: str, account: pulumi.Input[str], *, actions: Sequence[str] = ("sts:AssumeRole",),
+                         source_arn: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """A role trust policy for an AWS service acting for this account only: SourceAccount (and
+    SourceArn, when the resource is known) stop another account's use of the same service from
+    assuming the role (the confused deputy)."""
+    def render(values: list) -> str:
+        condition: dict = {"StringEquals": {"aws:SourceAccount": values[0]}}
+        if values[1] is not None:
+            condition["ArnLike"] = {"aws:SourceArn": values[1]}
+        return json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": service},
+            "Action": actions[0] if len(actions) == 1 else list(actions), "Condition": condition}]}, sort_keys=True)
+
+    return pulumi.Output.all(account, source_arn).apply(render)
 
 
 def wildcard_write_problems(document: dict) -> list[str]:

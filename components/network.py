@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Annotated, Literal, Union
 
 import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.naming import IAM_NAME_PREFIX_MAX, LogRetentionDays, stack_prefix
+from components.naming import IAM_NAME_PREFIX_MAX, LogRetentionDays, service_trust_policy, stack_prefix
 from components.pod_identity import Statement, policy_document
 
 TYPE = "webstack:components:Network"
@@ -172,13 +171,8 @@ class Network(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=invoke).partition
         region = aws.get_region_output(opts=invoke).region
         group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=retention_days, opts=child)
-        # SourceAccount and SourceArn: only this account's flow logs may use the role (confused deputy).
-        trust = pulumi.Output.all(account, partition, region).apply(lambda v: json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": v[0]},
-                              "ArnLike": {"aws:SourceArn": f"arn:{v[1]}:ec2:{v[2]}:{v[0]}:vpc-flow-log/*"}}}]},
-            sort_keys=True))
+        trust = service_trust_policy("vpc-flow-logs.amazonaws.com", account, source_arn=pulumi.Output.format(
+            "arn:{0}:ec2:{1}:{2}:vpc-flow-log/*", partition, region, account))
         role = aws.iam.Role(f"{name}-flow-logs", name_prefix=stack_prefix(f"{name}-flow-logs",
                                                                           max_length=IAM_NAME_PREFIX_MAX),
                             assume_role_policy=trust, description="VPC flow logs delivery", opts=child)

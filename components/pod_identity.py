@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.naming import IAM_NAME_PREFIX_MAX, is_write_action, stack_prefix
+from components.naming import IAM_NAME_PREFIX_MAX, is_write_action, service_trust_policy, stack_prefix
 
 TYPE = "webstack:components:PodIdentity"
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -111,10 +111,7 @@ class PodIdentity(pulumi.ComponentResource):
         # Only the Pod Identity agent may assume the role (TagSession: it adds the cluster,
         # namespace and service account as session tags); SourceAccount stops other
         # accounts' clusters from using it (confused deputy).
-        trust = account.apply(lambda acct: json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-            "Condition": {"StringEquals": {"aws:SourceAccount": acct}}}]}, sort_keys=True))
+        trust = service_trust_policy("pods.eks.amazonaws.com", account, actions=("sts:AssumeRole", "sts:TagSession"))
         role = aws.iam.Role(f"{name}-role", name_prefix=stack_prefix(name, max_length=IAM_NAME_PREFIX_MAX),
                             assume_role_policy=trust, max_session_duration=args.max_session_hours * 3600,
                             description=f"Pod Identity for {args.namespace}/{args.service_account}", opts=child)
