@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.naming import WAF_NAME_MAX, allowlist_cidrs, physical_name
+from components.naming import WAF_NAME_MAX, LogRetentionDays, allowlist_cidrs, physical_name
 
 TYPE = "webstack:components:WebAcl"
 
@@ -21,6 +21,10 @@ TYPE = "webstack:components:WebAcl"
 # IpReputation: Amazon threat-intelligence lists of bots and scanners.
 DEFAULT_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
                                "AWSManagedRulesAmazonIpReputationList")
+# WAF logs full request headers: these carry credentials and sessions, so they are redacted.
+REDACTED_HEADERS = ("authorization", "cookie")
+# WAF writes only to CloudWatch log groups whose name starts with this.
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
 
 
 class WafArgs(BaseModel):
@@ -35,6 +39,9 @@ class WafArgs(BaseModel):
     admin_allowed_cidrs: list[str] = Field(
         default_factory=list,
         description="IPv4 CIDRs allowed on admin_path (office, VPN). Empty: the admin path is blocked for everyone.")
+    log_retention_days: LogRetentionDays | None = Field(
+        90, description="Days the requests WAF blocked or counted stay in CloudWatch Logs (Authorization and "
+        "Cookie headers redacted); null: no WAF logs.")
 
     @field_validator("admin_allowed_cidrs")
     @classmethod
@@ -89,5 +96,16 @@ class WebAcl(pulumi.ComponentResource):
         acl = aws.wafv2.WebAcl(f"{name}-acl", name=acl_name, scope=scope, default_action={"allow": {}},
                                description=f"{name}: managed rules, rate limit, admin allowlist",
                                rules=rules, visibility_config=_visibility(acl_name[:128]), opts=child, **region)
+        if args.log_retention_days:
+            # Only what WAF acted on: the evidence of an attack, without paying to log every request.
+            group = aws.cloudwatch.LogGroup(f"{name}-logs", name=WAF_LOG_GROUP_PREFIX + acl_name,
+                                            retention_in_days=args.log_retention_days, opts=child, **region)
+            aws.wafv2.WebAclLoggingConfiguration(
+                f"{name}-logging", resource_arn=acl.arn, log_destination_configs=[group.arn],
+                redacted_fields=[{"single_header": {"name": h}} for h in REDACTED_HEADERS],
+                logging_filter={"default_behavior": "DROP", "filters": [{
+                    "behavior": "KEEP", "requirement": "MEETS_ANY",
+                    "conditions": [{"action_condition": {"action": a}} for a in ("BLOCK", "COUNT")]}]},
+                opts=child, **region)
         self.arn = acl.arn
         self.register_outputs({"arn": self.arn})

@@ -237,7 +237,8 @@ class WebstackMocks(pulumi.runtime.Mocks):
     def _aws(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
         module, kind = typ.split(":")[1].split("/")[0], typ.split(":")[-1]
         h = digest(typ, name, length=17)
-        acct, region = ACCOUNT_ID, self.region
+        # pulumi-aws 7 resources may name their own region (CloudFront's WAF lives in us-east-1).
+        acct, region = ACCOUNT_ID, inputs.get("region") or self.region
         state = dict(inputs)
         rid = f"{name}-{h[:8]}"
         prefixes = {"Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "NatGateway": "nat",

@@ -51,3 +51,26 @@ def test_rule_priorities_are_unique(run):
 def test_cloudfront_scope_lives_in_us_east_1_and_regional_in_the_provider_region(run):
     assert run(acl(scope="CLOUDFRONT")).one(ACL).inputs["region"] == "us-east-1"
     assert "region" not in run(acl(scope="REGIONAL")).one(ACL).inputs
+
+
+def test_blocked_and_counted_requests_are_logged_without_credentials_next_to_the_acl(run):
+    monitor = run(acl(scope="CLOUDFRONT"), stack="prod")
+    group = monitor.one("aws:cloudwatch/logGroup:LogGroup")
+    logging = monitor.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+
+    assert group.inputs["name"].startswith("aws-waf-logs-"), "WAF writes only to such log groups"
+    assert group.inputs["retentionInDays"] == 90
+    assert group.inputs["region"] == logging.inputs["region"] == "us-east-1", "in the ACL's region"
+    assert logging.inputs["resourceArn"] == monitor.one(ACL).state["arn"]
+    assert logging.inputs["logDestinationConfigs"] == [group.state["arn"]]
+    assert {f["singleHeader"]["name"] for f in logging.inputs["redactedFields"]} == {"authorization", "cookie"}
+    assert logging.inputs["loggingFilter"]["defaultBehavior"] == "DROP"
+    [keep] = logging.inputs["loggingFilter"]["filters"]
+    assert keep["behavior"] == "KEEP"
+    assert {c["actionCondition"]["action"] for c in keep["conditions"]} == {"BLOCK", "COUNT"}
+
+
+def test_waf_logs_can_be_turned_off(run):
+    monitor = run(acl(WafArgs(log_retention_days=None)))
+    assert not monitor.all("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+    assert not monitor.all("aws:cloudwatch/logGroup:LogGroup")
