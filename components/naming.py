@@ -36,6 +36,7 @@ EKS_CLUSTER_NAME_MAX = 100
 CLOUDFRONT_OAC_NAME_MAX = 64
 CLOUDFRONT_POLICY_NAME_MAX = 128
 WAF_NAME_MAX = 128
+LOG_DELIVERY_NAME_MAX = 60  # CloudWatch Logs delivery sources and destinations: [\w-]{1,60}
 RDS_SNAPSHOT_IDENTIFIER_MAX = 255
 # The retention periods CloudWatch Logs accepts (days), from a week up; 1-5 days are too short
 # to investigate anything.

@@ -13,8 +13,8 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.naming import (CLOUDFRONT_OAC_NAME_MAX, CLOUDFRONT_POLICY_NAME_MAX, S3_BUCKET_PREFIX_MAX,
-                               child_opts, physical_name, stack_prefix)
+from components.naming import (CLOUDFRONT_OAC_NAME_MAX, CLOUDFRONT_POLICY_NAME_MAX, LOG_DELIVERY_NAME_MAX,
+                               S3_BUCKET_PREFIX_MAX, LogRetentionDays, child_opts, physical_name, stack_prefix)
 from components.waf import WafArgs, WebAcl
 
 TYPE = "webstack:components:StaticCdn"
@@ -43,6 +43,9 @@ class StaticCdnArgs(BaseModel):
                                          description="Days an overwritten or deleted object version is kept before expiry.")
     protect: bool = Field(True, description="Pulumi refuses to delete the bucket (`protect` option).")
     waf: WafArgs | None = Field(None, description="Attach a WAF web ACL (CLOUDFRONT scope, us-east-1). None: no WAF.")
+    access_log_retention_days: LogRetentionDays | None = Field(
+        30, description="Days CloudFront access logs (a JSON record per request) stay in CloudWatch Logs in "
+        "us-east-1; null: no access logs.")
 
     @model_validator(mode="after")
     def _domain(self) -> "StaticCdnArgs":
@@ -201,6 +204,9 @@ class StaticCdn(pulumi.ComponentResource):
                     aliases=[{"name": distribution.domain_name, "zone_id": distribution.hosted_zone_id,
                               "evaluate_target_health": False}], opts=child)
 
+        if args.access_log_retention_days:
+            self._access_logs(name, distribution, args.access_log_retention_days)
+
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.distribution_arn = distribution.arn
@@ -210,3 +216,19 @@ class StaticCdn(pulumi.ComponentResource):
                                "distribution_arn": self.distribution_arn, "url": self.url})
 
 
+
+    def _access_logs(self, name: str, distribution: aws.cloudfront.Distribution, retention_days: int) -> None:
+        """CloudFront standard logging (v2): the distribution is a log delivery source, delivered
+        as JSON to a log group with a retention. CloudFront's deliveries live in us-east-1."""
+        child = pulumi.ResourceOptions(parent=self)
+        east = {"region": "us-east-1"}
+        delivery_name = physical_name(pulumi.get_project(), pulumi.get_stack(), name, "access",
+                                      max_length=LOG_DELIVERY_NAME_MAX)
+        group = aws.cloudwatch.LogGroup(f"{name}-access-logs", retention_in_days=retention_days, opts=child, **east)
+        source = aws.cloudwatch.LogDeliverySource(f"{name}-access-logs", name=delivery_name, log_type="ACCESS_LOGS",
+                                                  resource_arn=distribution.arn, opts=child, **east)
+        destination = aws.cloudwatch.LogDeliveryDestination(
+            f"{name}-access-logs", name=delivery_name, output_format="json",
+            delivery_destination_configuration={"destination_resource_arn": group.arn}, opts=child, **east)
+        aws.cloudwatch.LogDelivery(f"{name}-access-logs", delivery_source_name=source.name,
+                                   delivery_destination_arn=destination.arn, opts=child, **east)

@@ -319,6 +319,10 @@ class WebstackMocks(pulumi.runtime.Mocks):
             sname = inputs.get("name") or f"{name}-{h[:7]}"
             rid = f"arn:aws:secretsmanager:{region}:{acct}:secret:{sname}-{h[:6]}"
             state.update(arn=rid, name=sname)
+        elif module == "cloudwatch" and kind in ("LogDeliverySource", "LogDeliveryDestination"):
+            rid = inputs.get("name") or f"{name}-{h[:7]}"
+            what = "delivery-source" if kind == "LogDeliverySource" else "delivery-destination"
+            state.update(arn=f"arn:aws:logs:{region}:{acct}:{what}:{rid}", name=rid)
         elif module == "cloudwatch" and kind == "LogGroup":
             lname = inputs.get("name") or f"{name}-{h[:7]}"
             rid = lname

@@ -88,6 +88,8 @@ LIMITS = {
     ("aws:wafv2/webAcl:WebAcl", "name"): 128,
     ("aws:wafv2/ipSet:IpSet", "name"): 128,
     ("aws:cloudwatch/logGroup:LogGroup", "name"): 512,
+    ("aws:cloudwatch/logDeliverySource:LogDeliverySource", "name"): 60,
+    ("aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination", "name"): 60,
 }
 
 

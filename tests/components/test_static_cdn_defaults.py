@@ -1,6 +1,7 @@
 """StaticCdn: a bucket nobody reaches except this distribution, over HTTPS, with long immutable caching."""
 
 import json
+import re
 
 from components.static_cdn import StaticCdn, StaticCdnArgs
 from components.waf import WafArgs
@@ -137,3 +138,27 @@ def test_physical_bucket_name_does_not_depend_on_the_logical_name(run):
     second = run(cdn(name="assets"), stack="prod").one(BUCKET).inputs["bucketPrefix"]
 
     assert first == second == "webstack-prod-static-"
+
+
+def test_every_request_is_logged_as_json_to_a_us_east_1_log_group_with_a_retention(run):
+    monitor = run(cdn(), stack="prod")
+    group = monitor.one("aws:cloudwatch/logGroup:LogGroup", "static-access-logs")
+    source = monitor.one("aws:cloudwatch/logDeliverySource:LogDeliverySource")
+    destination = monitor.one("aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination")
+    delivery = monitor.one("aws:cloudwatch/logDelivery:LogDelivery")
+
+    assert group.inputs["retentionInDays"] == 30
+    assert source.inputs["logType"] == "ACCESS_LOGS"
+    assert source.inputs["resourceArn"] == monitor.one(CDN).state["arn"]
+    assert destination.inputs["outputFormat"] == "json"
+    assert destination.inputs["deliveryDestinationConfiguration"] == {"destinationResourceArn": group.state["arn"]}
+    assert delivery.inputs["deliverySourceName"] == source.state["name"]
+    assert delivery.inputs["deliveryDestinationArn"] == destination.state["arn"]
+    assert {r.inputs["region"] for r in (group, source, destination, delivery)} == {"us-east-1"}
+    assert re.fullmatch(r"[\w-]{1,60}", source.inputs["name"]), "CloudWatch Logs delivery name rules"
+
+
+def test_access_logs_can_be_turned_off(run):
+    monitor = run(cdn(StaticCdnArgs(access_log_retention_days=None)))
+    assert not monitor.all("aws:cloudwatch/logDeliverySource:LogDeliverySource")
+    assert not monitor.all("aws:cloudwatch/logGroup:LogGroup")
