@@ -131,3 +131,12 @@ def test_the_default_cache_lives_in_the_users_cache_folder_not_beside_the_sdk(mo
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert sdk_imports.default_cache_dir() == (tmp_path / "webstack" / "sdk-bytecode"
                                                / sys.implementation.cache_tag)
+
+
+def test_the_render_command_loads_the_sdks_through_the_loader(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "stacks", "render", "fastapi-local", "--out", str(tmp_path / "out")],
+                            cwd=ROOT, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    cached = list((tmp_path / "cache" / "webstack" / "sdk-bytecode").rglob("*.pyc"))
+    assert len(cached) > 100, "pulumi_kubernetes' modules, compiled with postponed annotations"
