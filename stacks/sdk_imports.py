@@ -20,6 +20,7 @@ Only `python -m stacks` installs it. The program `pulumi up` runs imports the SD
 from __future__ import annotations
 
 import __future__
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -74,11 +75,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
     """Parallel renders may compile the same module: each writes a whole file, then renames."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except OSError:
+        return  # the next import compiles again; correctness does not depend on the cache
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except OSError:
-        pass  # the next import compiles again; correctness does not depend on the cache
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a full disk must not fill up further with half-written files
 
 
 class _SdkFinder:

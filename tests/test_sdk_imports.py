@@ -140,3 +140,14 @@ def test_the_render_command_loads_the_sdks_through_the_loader(tmp_path):
     assert result.returncode == 0, result.stderr
     cached = list((tmp_path / "cache" / "webstack" / "sdk-bytecode").rglob("*.pyc"))
     assert len(cached) > 100, "pulumi_kubernetes' modules, compiled with postponed annotations"
+
+
+def test_a_cache_write_that_fails_leaves_no_partial_file(fake_sdk, monkeypatch):
+    _, cache, fresh_import = fake_sdk
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sdk_imports.os, "replace", refuse)
+    assert fresh_import().VALUE == 1, "the import itself still works"
+    assert list(cache.iterdir()) == []
