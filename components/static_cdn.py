@@ -215,8 +215,6 @@ class StaticCdn(pulumi.ComponentResource):
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
                                "distribution_arn": self.distribution_arn, "url": self.url})
 
-
-
     def _access_logs(self, name: str, distribution: aws.cloudfront.Distribution, retention_days: int) -> None:
         """CloudFront standard logging (v2): the distribution is a log delivery source, delivered
         as JSON to a log group with a retention. CloudFront's deliveries live in us-east-1."""
