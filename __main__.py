@@ -3,9 +3,9 @@
 import pulumi
 
 from stacks import build_stack
-from stacks.settings import StackSettings
+from stacks.config import settings_from_config
 
-settings = StackSettings.from_config(pulumi.Config())
+settings = settings_from_config(pulumi.Config())
 stack = build_stack(settings)
 for name, value in stack.exports().items():
     pulumi.export(name, value)

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fastapi_app"))
 import harness  # noqa: E402
 from harness import APP_DIR, Postgres, RenderedRun, Server, free_port, worker_pids  # noqa: E402
 
-from stacks.render import render  # noqa: E402
+from cli.render import render  # noqa: E402
 
 STACK = "fastapi-local"
 PASSWORD = "bench-password"

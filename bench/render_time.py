@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/render_time.py [--runs 5]
 
-Reports the wall time of `python -m stacks render <stack>` (interpreter start, imports,
+Reports the wall time of `python -m cli render <stack>` (interpreter start, imports,
 program under mocks, files written, exit) and its ratio to the 3 s budget:
 
-- first: the first render with an empty SDK bytecode cache (stacks/sdk_imports.py compiles
+- first: the first render with an empty SDK bytecode cache (cli/sdk_imports.py compiles
   the SDK modules it imports once, as pip does at install);
 - median/min/max: later renders, the cache warm;
 - plain: the same render without the kit's two speed-ups (`render()` called from a plain
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stacks.render import example_stacks  # noqa: E402
+from cli.render import example_stacks  # noqa: E402
 
 BUDGET_S = 3.0
 
@@ -53,11 +53,11 @@ def main() -> None:
         env = {**os.environ, "XDG_CACHE_HOME": cache}
 
         def cli(stack: str) -> list[str]:
-            return [sys.executable, "-m", "stacks", "render", stack, "--out", out]
+            return [sys.executable, "-m", "cli", "render", stack, "--out", out]
 
         def bare(stack: str) -> list[str]:
             return [sys.executable, "-c", "import sys; from pathlib import Path; "
-                    "from stacks.render import render; render(sys.argv[1], Path(sys.argv[2]))",
+                    "from cli.render import render; render(sys.argv[1], Path(sys.argv[2]))",
                     stack, out]
 
         for stack in stacks:

@@ -1,15 +1,18 @@
-"""webstack's stacks: one ComponentResource per framework, chosen by `webstack:framework`."""
+"""The program `pulumi up` runs: the config loader (`config.py`), what both framework stacks
+share (`settings.py`, `platform.py`), and one package per framework (`fastapi/`, `django/`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stacks.base import WebStack
-    from stacks.settings import DjangoSettings, FastApiSettings
+    from stacks.django.settings import DjangoSettings
+    from stacks.django.stack import DjangoStack
+    from stacks.fastapi.settings import FastApiSettings
+    from stacks.fastapi.stack import FastApiStack
 
 
-def build_stack(settings: "FastApiSettings | DjangoSettings") -> "WebStack":
+def build_stack(settings: FastApiSettings | DjangoSettings) -> FastApiStack | DjangoStack:
     """The stack `settings.framework` names, as one component called `web`."""
     if settings.framework == "fastapi":
         from stacks.fastapi.stack import FastApiStack

@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stacks.mocks import RecordingMonitor  # noqa: E402
-from stacks.offline import run_program  # noqa: E402
+from cli.mocks import RecordingMonitor  # noqa: E402
+from cli.offline import run_program  # noqa: E402
 
 
 @pytest.fixture

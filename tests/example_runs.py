@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stacks.offline import ProgramRun
-from stacks.render import run_stack
+from cli.offline import ProgramRun
+from cli.render import run_stack
 
 _cache: dict[str, ProgramRun] = {}
 

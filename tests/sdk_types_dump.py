@@ -1,6 +1,6 @@
 """Prints, as JSON, every type the Pulumi SDK resolves for the SDK classes a render uses.
 
-Run in a fresh process, once plain and once with `--postponed` (stacks.sdk_imports installed):
+Run in a fresh process, once plain and once with `--postponed` (cli.sdk_imports installed):
 `tests/test_sdk_imports.py` compares the two. It renders every example stack first so that
 exactly the SDK modules the kit imports are loaded, then asks the SDK, for every input type,
 output type and resource class in them, the questions it asks while running a program: the
@@ -15,14 +15,14 @@ import tempfile
 from pathlib import Path
 
 if "--postponed" in sys.argv:
-    from stacks import sdk_imports
+    from cli import sdk_imports
 
     assert sdk_imports.install(cache_dir=Path(sys.argv[-1]))
 
 import pulumi  # noqa: E402
 from pulumi import _types  # noqa: E402
 
-from stacks.render import example_stacks, render  # noqa: E402
+from cli.render import example_stacks, render  # noqa: E402
 
 SDK = ("pulumi_aws", "pulumi_kubernetes")
 

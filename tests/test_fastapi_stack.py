@@ -10,9 +10,11 @@ from example_runs import stack
 
 from components.k8s_pod import Resources
 from stacks.fastapi.server import plan_server
-from stacks.offline import ProgramRun, run_program
-from stacks.render import container_runs, kubernetes_object, load_stack_file
-from stacks.settings import ConfigError, StackSettings, UvicornServer
+from cli.offline import ProgramRun, run_program
+from cli.render import container_runs, kubernetes_object, load_stack_file
+from stacks.config import load_settings
+from stacks.errors import ConfigError
+from stacks.fastapi.settings import UvicornServer
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -24,7 +26,7 @@ STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 def run_with(name: str, **changes) -> ProgramRun:
     """An example stack with some `webstack:` keys replaced."""
     import runpy
-    from stacks.render import ROOT
+    from cli.render import ROOT
 
     sf = load_stack_file(name)
     config = {**sf.config, **{f"webstack:{k}": v for k, v in changes.items()}}
@@ -186,7 +188,7 @@ def test_prod_refuses_an_image_pinned_only_by_tag():
     values = {k.removeprefix("webstack:"): v for k, v in sf.config.items() if k.startswith("webstack:")}
     values["app"] = {**values["app"], "image": "ghcr.io/acme/orders-api:0.4.1"}
     with pytest.raises(ConfigError) as err:
-        StackSettings.load(values, {k.removeprefix("webstack:") for k in sf.secret_keys})
+        load_settings(values, {k.removeprefix("webstack:") for k in sf.secret_keys})
     assert "webstack:app.image" in str(err.value) and "digest" in str(err.value)
 
 

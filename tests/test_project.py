@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 import yaml
 
-from stacks.reference import END, START, reference_markdown
-from stacks.render import ROOT, example_stacks, run_stack
-from stacks.schema import stack_file_schema
+from cli.reference import END, START, reference_markdown
+from cli.render import ROOT, example_stacks, run_stack
+from cli.schema import stack_file_schema
 
 SHARED_SCHEMA = ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
 
@@ -76,7 +76,7 @@ def test_the_readme_config_reference_is_the_generated_one():
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(START), readme.index(END) + len(END)
     assert readme[start:end] + "\n" == reference_markdown(), \
-        "README.md's config reference is stale: replace it with `python -m stacks reference`"
+        "README.md's config reference is stale: replace it with `python -m cli reference`"
 
 
 def test_the_readme_names_exactly_two_quickstart_commands_that_exist():
@@ -84,7 +84,7 @@ def test_the_readme_names_exactly_two_quickstart_commands_that_exist():
     quick = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```(?:sh|bash)\n(.+?)\n```", quick, re.S)
     assert len(commands) == 2, commands
-    assert "python -m stacks render" in commands[0]
+    assert "python -m cli render" in commands[0]
     assert "tools/test" in commands[1]
     assert (ROOT / "tools" / "test").stat().st_mode & 0o111
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.render import ROOT, example_stacks, render
+from cli.render import ROOT, example_stacks, render
 
 EXAMPLES = ["django-dev", "django-local", "django-prod", "fastapi-dev", "fastapi-local", "fastapi-prod"]
 
@@ -66,7 +66,7 @@ def test_secure_values_never_appear_in_a_render(rendered):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stacks", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -90,7 +90,7 @@ def test_the_cli_renders_the_default_stack_into_out(tmp_path):
 
 
 def test_the_cli_render_equals_the_program_run_in_process(rendered, tmp_path):
-    """`python -m stacks render` loads the SDKs through stacks/sdk_imports.py; this process does not."""
+    """`python -m cli render` loads the SDKs through cli/sdk_imports.py; this process does not."""
     result = _cli("render", "--all", "--out", str(tmp_path), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     for stack in example_stacks():

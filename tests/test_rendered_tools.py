@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.render import example_stacks, render
+from cli.render import example_stacks, render
 
 KUBERNETES_VERSION = "1.34.0"  # the minor version the kit targets (EKS, kube-apiserver tests)
 TOOLS = Path(sys.executable).parent

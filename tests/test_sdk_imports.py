@@ -1,4 +1,4 @@
-"""The render's SDK loader (stacks/sdk_imports.py): faster imports, the same types, a sound cache."""
+"""The render's SDK loader (cli/sdk_imports.py): faster imports, the same types, a sound cache."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import typing
 
 import pytest
 
-from stacks import sdk_imports
-from stacks.render import ROOT
+from cli import sdk_imports
+from cli.render import ROOT
 
 FAKE_SDK = '''\
 import typing
@@ -134,7 +134,7 @@ def test_the_default_cache_lives_in_the_users_cache_folder_not_beside_the_sdk(mo
 
 
 def test_the_render_command_loads_the_sdks_through_the_loader(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "stacks", "render", "fastapi-local", "--out", str(tmp_path / "out")],
+    result = subprocess.run([sys.executable, "-m", "cli", "render", "fastapi-local", "--out", str(tmp_path / "out")],
                             cwd=ROOT, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -7,20 +7,22 @@ import json
 import pulumi
 from pydantic import SecretStr
 
-from stacks.settings import DjangoSettings, FastApiSettings, PROFILES, StackSettings
+from stacks.config import PROFILES, load_settings, settings_from_config
+from stacks.django.settings import DjangoSettings
+from stacks.fastapi.settings import FastApiSettings
 
 APP = {"image": "ghcr.io/acme/api@sha256:" + "a" * 64}
 
 
 def test_the_framework_key_picks_the_section_model():
-    assert isinstance(StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP}),
+    assert isinstance(load_settings({"framework": "fastapi", "environment": "prod", "app": APP}),
                       FastApiSettings)
-    assert isinstance(StackSettings.load({"framework": "django", "environment": "prod", "app": APP}),
+    assert isinstance(load_settings({"framework": "django", "environment": "prod", "app": APP}),
                       DjangoSettings)
 
 
 def test_unset_keys_give_the_production_answer():
-    s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    s = load_settings({"framework": "fastapi", "environment": "prod", "app": APP})
     assert s.django.database.protect is True if hasattr(s, "django") else True
     assert s.target == "aws"
     assert s.cluster.mode == "create"
@@ -28,32 +30,32 @@ def test_unset_keys_give_the_production_answer():
 
 
 def test_prod_protects_stateful_resources_by_default():
-    s = StackSettings.load({"framework": "django", "environment": "prod", "app": APP})
+    s = load_settings({"framework": "django", "environment": "prod", "app": APP})
     assert s.django.database.protect is True and s.django.database.deletion_protection is True
     assert s.django.static.protect is True and s.django.database.multi_az is True
 
 
 def test_the_dev_profile_relaxes_protection_and_the_stack_file_wins_over_it():
-    dev = StackSettings.load({"framework": "django", "environment": "dev", "app": APP})
+    dev = load_settings({"framework": "django", "environment": "dev", "app": APP})
     assert dev.django.database.protect is PROFILES["dev"]["django.database.protect"] is False
     assert dev.django.autoscaling.min_replicas == 1
-    pinned = StackSettings.load({"framework": "django", "environment": "dev", "app": APP,
+    pinned = load_settings({"framework": "django", "environment": "dev", "app": APP,
                                  "django": {"database": {"protect": True}}})
     assert pinned.django.database.protect is True
     assert pinned.django.database.multi_az is False, "the rest of the profile still applies"
 
 
 def test_vpc_flow_logs_are_on_everywhere_and_kept_shorter_in_dev():
-    prod = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
-    dev = StackSettings.load({"framework": "fastapi", "environment": "dev", "app": APP})
-    off = StackSettings.load({"framework": "fastapi", "environment": "dev", "app": APP,
+    prod = load_settings({"framework": "fastapi", "environment": "prod", "app": APP})
+    dev = load_settings({"framework": "fastapi", "environment": "dev", "app": APP})
+    off = load_settings({"framework": "fastapi", "environment": "dev", "app": APP,
                               "network": {"flow_log_retention_days": None}})
     assert (prod.network.flow_log_retention_days, dev.network.flow_log_retention_days) == (90, 14)
     assert off.network.flow_log_retention_days is None
 
 
 def test_a_secret_set_with_pulumi_config_secret_arrives_as_a_secret():
-    s = StackSettings.load({"framework": "fastapi", "environment": "prod",
+    s = load_settings({"framework": "fastapi", "environment": "prod",
                             "app": {**APP, "secrets": {"DB_PASSWORD": "hunter2"}}}, {"app"})
     value = s.app.secrets["DB_PASSWORD"]
     assert isinstance(value, SecretStr)
@@ -68,15 +70,15 @@ def test_from_config_reads_the_whole_namespace_the_way_the_cli_passes_it():
         "webstack:app": json.dumps({**APP, "secrets": {"DJANGO_SECRET_KEY": "k"}}),
         "aws:region": "eu-west-1",
     }, ["webstack:app"])
-    s = StackSettings.from_config(pulumi.Config("webstack"))
+    s = settings_from_config(pulumi.Config("webstack"))
     assert s.framework == "django" and s.environment == "staging"
     assert s.app.secrets["DJANGO_SECRET_KEY"].get_secret_value() == "k"
 
 
 def test_the_namespace_defaults_to_project_and_stack():
-    s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    s = load_settings({"framework": "fastapi", "environment": "prod", "app": APP})
     assert s.k8s_namespace("fastapi-prod") == "webstack-fastapi-prod"
-    named = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP, "namespace": "orders"})
+    named = load_settings({"framework": "fastapi", "environment": "prod", "app": APP, "namespace": "orders"})
     assert named.k8s_namespace("fastapi-prod") == "orders"
 
 
@@ -84,6 +86,6 @@ def test_settings_are_immutable_once_loaded():
     import pytest
     from pydantic import ValidationError
 
-    s = StackSettings.load({"framework": "fastapi", "environment": "prod", "app": APP})
+    s = load_settings({"framework": "fastapi", "environment": "prod", "app": APP})
     with pytest.raises(ValidationError):
         s.app.port = 9000

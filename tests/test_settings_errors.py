@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.settings import ConfigError, StackSettings
+from stacks.config import load_settings
+from stacks.errors import ConfigError
 
 OK_APP = {"image": "ghcr.io/acme/api:1.0.0"}
 
@@ -120,7 +121,7 @@ BAD = [
 @pytest.mark.parametrize("config,secret_keys,where,hint", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_config_names_the_key_and_the_fix(config, secret_keys, where, hint):
     with pytest.raises(ConfigError) as caught:
-        StackSettings.load(config, secret_keys)
+        load_settings(config, secret_keys)
     lines = caught.value.problems
     matching = [line for line in lines if line.startswith(where)]
     assert matching, f"no problem reported for {where}: {lines}"
@@ -135,7 +136,7 @@ def test_every_problem_is_reported_at_once_one_line_each():
     config = {"framework": "fastapi", "environment": "qa", "target": "mars",
               "app": {"port": 1, "imag": "x"}, "django": {}}
     with pytest.raises(ConfigError) as caught:
-        StackSettings.load(config)
+        load_settings(config)
     keys = sorted(line.split(": ", 1)[0] for line in caught.value.problems)
     assert keys == ["webstack:app.imag", "webstack:app.image", "webstack:app.port", "webstack:django",
                     "webstack:environment", "webstack:target"]
@@ -144,7 +145,7 @@ def test_every_problem_is_reported_at_once_one_line_each():
 
 def test_a_plaintext_secret_is_never_echoed_back():
     with pytest.raises(ConfigError) as caught:
-        StackSettings.load(stack(app={**OK_APP, "secrets": {"TOKEN": "s3cr3t-value"},
+        load_settings(stack(app={**OK_APP, "secrets": {"TOKEN": "s3cr3t-value"},
                                       "env": {"GITHUB_TOKEN": "ghp_leaky"}}))
     assert "s3cr3t-value" not in str(caught.value)
     assert "ghp_leaky" not in str(caught.value)
@@ -154,4 +155,4 @@ def test_the_error_is_a_pulumi_run_error_so_pulumi_prints_no_traceback():
     import pulumi
 
     with pytest.raises(pulumi.RunError):
-        StackSettings.load({})
+        load_settings({})

@@ -64,8 +64,8 @@ def test_prod_images_are_pinned_by_digest_and_dev_accepts_a_tag():
 
 
 def test_a_tag_in_prod_is_refused_before_anything_is_created():
-    from stacks.render import ROOT
-    from stacks.offline import run_program
+    from cli.render import ROOT
+    from cli.offline import run_program
     import runpy
 
     config = {"webstack:framework": "fastapi", "webstack:environment": "prod",

@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from components.static_cdn import StaticCdn
-from stacks.base import POSTGRES_PORT, WebStack
-from stacks.settings import DjangoSettings, GunicornServer
-
-MIGRATE = ["python", "manage.py", "migrate", "--noinput"]
-
-
-def gunicorn_command(server: GunicornServer, port: int) -> list[str]:
-    """The server command the pods run; the kit owns it so the grace period matches it."""
-    return ["gunicorn", server.wsgi_app, "--bind", f"0.0.0.0:{port}",
-            "--graceful-timeout", str(server.graceful_timeout_seconds),
-            "--timeout", str(server.timeout_seconds),
-            "--keep-alive", str(server.keep_alive_timeout_seconds),
-            "--access-logfile", "-"]
+from stacks.django.server import MIGRATE, gunicorn_command
+from stacks.django.settings import DjangoSettings
+from stacks.platform import (POSTGRES_PORT, app_database, app_namespace, base_exports, build_platform, release_job,
+                             web_service)
 
 
-class DjangoStack(WebStack):
+class DjangoStack(pulumi.ComponentResource):
     """Django on Gunicorn: migration Job gating the rollout; on aws, RDS and S3 + CloudFront."""
 
     def __init__(self, name: str, settings: DjangoSettings,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("webstack:stacks:DjangoStack", name, settings, opts)
+        super().__init__("webstack:stacks:DjangoStack", name, None, opts)
         dj = settings.django
         aws_target = settings.target == "aws"
-        self._platform(needs_network=aws_target)
-        ns = self._namespace(database_port=POSTGRES_PORT, serve_port=settings.app.port)
+        platform = build_platform(name, settings, parent=self, needs_network=aws_target)
+        ns = app_namespace(platform, database_port=POSTGRES_PORT, serve_port=settings.app.port)
+        outputs = base_exports(platform)
 
         # Connection facts are other resources' outputs; they reach the pods through the
         # Secret, the one channel of WebService and ReleaseJob that takes Outputs.
@@ -37,17 +31,24 @@ class DjangoStack(WebStack):
         env: dict[str, str] = {}
         release_account = None
         if aws_target:
-            db = self._database(ns, dj.database)
-            static = StaticCdn(f"{name}-static", dj.static,
-                               opts=pulumi.ResourceOptions(parent=self, providers={"aws": self.aws_provider}))
+            db = app_database(platform, ns, dj.database)
+            static = StaticCdn(f"{name}-static", dj.static, opts=platform.aws_opts)
             wiring = {**db.secrets, "STATIC_URL": static.url.apply(lambda u: f"{u}/"),
                       "AWS_STORAGE_BUCKET_NAME": static.bucket_name}
             env, release_account = db.env, db.service_account
-            self._exports["static_url"] = static.url
+            outputs["database_host"] = db.host
+            outputs["static_url"] = static.url
 
-        migrate = self._release_job(ns, "migrate", MIGRATE, secrets=wiring, env=env, service_account=release_account)
-        self._web_service(ns, command=gunicorn_command(dj.server, settings.app.port),
+        migrate = release_job(platform, ns, "migrate", MIGRATE, secrets=wiring, env=env,
+                              service_account=release_account)
+        web = web_service(platform, ns, command=gunicorn_command(dj.server, settings.app.port),
                           graceful_timeout=dj.server.graceful_timeout_seconds, autoscaling=dj.autoscaling,
                           secrets=wiring, env=env, depends_on=[migrate])
-        self._exports["migration_job"] = migrate.job_name
-        self._finish()
+        outputs["url"] = web.url
+        outputs["migration_job"] = migrate.job_name
+        self.outputs = outputs
+        self.register_outputs(outputs)
+
+    def exports(self) -> dict[str, Any]:
+        """Stack outputs, as `pulumi stack output` will show them."""
+        return dict(self.outputs)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from components.k8s_pod import Resources, parse_quantity
 
 if TYPE_CHECKING:  # settings validates with memory_problem below
-    from stacks.settings import UvicornServer
+    from stacks.fastapi.settings import UvicornServer
 
 CONFIG_DIR = "/etc/webstack/uvicorn"
 LOG_CONFIG = "logging.json"

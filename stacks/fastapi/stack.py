@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from components.network import NewVpcArgs
 from components.postgres import InClusterPostgresArgs
 from components.web_service import ConfigFiles
-from stacks.base import POSTGRES_PORT, WebStack
 from stacks.fastapi.server import CONFIG_DIR, ServerPlan, plan_server
-from stacks.settings import FastApiSettings
+from stacks.fastapi.settings import FastApiSettings
+from stacks.platform import (POSTGRES_PORT, Platform, app_database, app_namespace, base_exports, build_platform,
+                             release_job, web_service)
 
 
-class FastApiStack(WebStack):
+class FastApiStack(pulumi.ComponentResource):
     """FastAPI on Uvicorn: restricted namespace, tuned server, autoscaled service, ingress,
     and optionally PostgreSQL whose Alembic migrations gate every rollout."""
 
     def __init__(self, name: str, settings: FastApiSettings,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("webstack:stacks:FastApiStack", name, settings, opts)
+        super().__init__("webstack:stacks:FastApiStack", name, None, opts)
         fa = settings.fastapi
         db_args = fa.database
-        self._platform(needs_network=db_args.enabled)
-        ns = self._namespace(database_port=POSTGRES_PORT if db_args.enabled else None,
-                             serve_port=settings.app.port)
-        self.server = self.server_plan()
+        platform = build_platform(name, settings, parent=self, needs_network=db_args.enabled)
+        ns = app_namespace(platform, database_port=POSTGRES_PORT if db_args.enabled else None,
+                           serve_port=settings.app.port)
+        self.server = server_plan(platform)
+        outputs = base_exports(platform)
 
         secrets: dict[str, pulumi.Input[str]] = {}
         env: dict[str, str] = dict(self.server.env)
@@ -33,29 +37,40 @@ class FastApiStack(WebStack):
             local = InClusterPostgresArgs(image=db_args.local_image, storage=db_args.local_storage,
                                           database_name=db_args.database_name)
             password = db_args.local_password.get_secret_value() if db_args.local_password else None
-            db = self._database(ns, db_args, local=local, local_password=password)
+            db = app_database(platform, ns, db_args, local=local, local_password=password)
             secrets, env = dict(db.secrets), {**env, **db.env}
-            migrate = self._release_job(ns, "migrate", db_args.migrate_command, secrets=secrets, env=db.env,
-                                        service_account=db.service_account)
+            migrate = release_job(platform, ns, "migrate", db_args.migrate_command, secrets=secrets, env=db.env,
+                                  service_account=db.service_account)
             depends_on.append(migrate)
-            self._exports["migration_job"] = migrate.job_name
+            outputs["database_host"] = db.host
+            outputs["migration_job"] = migrate.job_name
 
-        self._web_service(ns, command=self.server.command, graceful_timeout=fa.server.graceful_timeout_seconds,
+        web = web_service(platform, ns, command=self.server.command,
+                          graceful_timeout=fa.server.graceful_timeout_seconds,
                           autoscaling=fa.autoscaling, secrets=secrets, env=env,
                           pod_field_env=self.server.pod_field_env,
                           config_files=[ConfigFiles(role="uvicorn", mount_path=CONFIG_DIR, files=self.server.files)],
                           depends_on=depends_on)
-        self._finish()
+        outputs["url"] = web.url
+        self.outputs = outputs
+        self.register_outputs(outputs)
 
-    def server_plan(self) -> ServerPlan:
-        s = self.settings
-        server = s.fastapi.server
-        trusted = server.forwarded_allow_ips
-        if trusted is None:
-            # ALB targets pods by IP from inside the VPC: its addresses are the VPC's.
-            trusted = [s.network.cidr_block] if s.target == "aws" and isinstance(s.network, NewVpcArgs) \
-                and self.network is not None else []
-        return plan_server(server, s.app.resources, port=s.app.port, service_name=self.namespace,
-                           environment=s.environment, trusted_proxies=trusted,
-                           otlp_endpoint=s.observability.otlp_endpoint,
-                           trace_sample_ratio=s.observability.trace_sample_ratio)
+    def exports(self) -> dict[str, Any]:
+        """Stack outputs, as `pulumi stack output` will show them."""
+        return dict(self.outputs)
+
+
+def server_plan(platform: Platform) -> ServerPlan:
+    """The Uvicorn plan for this stack: proxy headers trusted from the VPC the kit created."""
+    s = platform.settings
+    assert isinstance(s, FastApiSettings)
+    server = s.fastapi.server
+    trusted = server.forwarded_allow_ips
+    if trusted is None:
+        # ALB targets pods by IP from inside the VPC: its addresses are the VPC's.
+        trusted = [s.network.cidr_block] if s.target == "aws" and isinstance(s.network, NewVpcArgs) \
+            and platform.network is not None else []
+    return plan_server(server, s.app.resources, port=s.app.port, service_name=platform.namespace,
+                       environment=s.environment, trusted_proxies=trusted,
+                       otlp_endpoint=s.observability.otlp_endpoint,
+                       trace_sample_ratio=s.observability.trace_sample_ratio)

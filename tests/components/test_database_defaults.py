@@ -92,7 +92,7 @@ def test_major_upgrades_never_happen_on_their_own(run):
 
 
 def test_secret_arn_is_the_rds_managed_secret(run):
-    from stacks.offline import run_program
+    from cli.offline import run_program
 
     outputs = run_program("prod", {}, database()).outputs
 

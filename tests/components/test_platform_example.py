@@ -3,7 +3,7 @@
 import runpy
 from pathlib import Path
 
-from stacks.offline import run_program
+from cli.offline import run_program
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "platform_web_service.py"
 IMAGE = "registry.example.com/orders@sha256:" + "d" * 64

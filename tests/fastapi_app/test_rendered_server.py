@@ -25,7 +25,7 @@ import secrets
 import pytest
 from harness import POD_FIELD_STAND_INS, RenderedRun, free_port, json_log_lines, run_command, samples, worker_pids
 
-from stacks.render import render
+from cli.render import render
 
 STACK = "fastapi-local"
 PASSWORD = "rendered-app-password"

@@ -2,7 +2,7 @@
 
 This is how offline render and the tests execute the real program: the same
 `__main__.py` and components a `pulumi up` runs, with the engine replaced by
-`stacks.mocks`. Config is handed over exactly as the Pulumi CLI hands it to a
+`cli.mocks`. Config is handed over exactly as the Pulumi CLI hands it to a
 Python program (flat `project:key` strings, objects as JSON, plus the list of
 keys that hold secrets).
 """
@@ -19,7 +19,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from stacks.mocks import SECRET_MARK, RecordingMonitor, WebstackMocks
+from cli.mocks import SECRET_MARK, RecordingMonitor, WebstackMocks
 
 PROJECT = "webstack"
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from stacks.mocks import SECRET_MARK, Registration
-from stacks.offline import PROJECT, ProgramRun, run_program
+from cli.mocks import SECRET_MARK, Registration
+from cli.offline import PROJECT, ProgramRun, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"

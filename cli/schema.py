@@ -15,7 +15,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from stacks.errors import PROJECT
-from stacks.settings import DjangoSettings, FastApiSettings, profile_defaults
+from stacks.config import profile_defaults
+from stacks.django.settings import DjangoSettings
+from stacks.fastapi.settings import FastApiSettings
 
 # A value set with `pulumi config set --secret` is stored as {secure: <ciphertext>}.
 SECURE_VALUE = {"type": "object", "properties": {"secure": {"type": "string"}},

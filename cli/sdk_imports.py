@@ -14,7 +14,7 @@ default `~/.cache/webstack/...`), never beside the SDK's own bytecode, and is ke
 `.pyc`: interpreter magic number, source mtime and size. Compiling without a cache is slower
 than a plain import, so when that folder cannot be written the loader is not installed.
 
-Only `python -m stacks` installs it. The program `pulumi up` runs imports the SDKs as usual.
+Only `python -m cli` installs it. The program `pulumi up` runs imports the SDKs as usual.
 """
 
 from __future__ import annotations

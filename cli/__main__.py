@@ -1,8 +1,8 @@
 """The kit's command line.
 
-    python -m stacks render [STACK ...] [--all] [--out DIR]   offline render (default stack: fastapi-dev)
-    python -m stacks schema [--out FILE]                      JSON Schema of Pulumi.<stack>.yaml
-    python -m stacks reference                                the config reference (Markdown)
+    python -m cli render [STACK ...] [--all] [--out DIR]   offline render (default stack: fastapi-dev)
+    python -m cli schema [--out FILE]                      JSON Schema of Pulumi.<stack>.yaml
+    python -m cli reference                                the config reference (Markdown)
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from stacks import sdk_imports
+from cli import sdk_imports
 from stacks.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     render_p = sub.add_parser("render", help="run the program under mocks and write out/<stack>/")
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "render":
         return _render(args)
     if args.command == "schema":
-        from stacks.schema import stack_file_schema_text
+        from cli.schema import stack_file_schema_text
 
         text = stack_file_schema_text()
         if args.out:
@@ -43,14 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    from stacks.reference import reference_markdown
+    from cli.reference import reference_markdown
 
     sys.stdout.write(reference_markdown())
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    from stacks.render import DEFAULT_STACK, example_stacks, render
+    from cli.render import DEFAULT_STACK, example_stacks, render
 
     names = example_stacks() if args.all else (args.stacks or [DEFAULT_STACK])
     failed = 0
@@ -71,7 +71,7 @@ if __name__ == "__main__":
     # collector, run every 700 allocations by default, spent 15-25% of a render examining them.
     # Run it every 200 000 instead (as mypy does): all six stacks in one process use 8 MB more.
     gc.set_threshold(200_000, 30, 30)
-    # Before anything imports pulumi_aws or pulumi_kubernetes (see stacks/sdk_imports.py); the
+    # Before anything imports pulumi_aws or pulumi_kubernetes (see cli/sdk_imports.py); the
     # commands import them lazily, inside main().
     sdk_imports.install()
     status = main()

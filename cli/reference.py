@@ -1,6 +1,6 @@
 """The config reference in README.md, generated from the settings models.
 
-A test keeps README.md's copy identical to `python -m stacks reference`, so the
+A test keeps README.md's copy identical to `python -m cli reference`, so the
 documented keys, types, defaults and descriptions can't drift from the code.
 """
 
@@ -16,7 +16,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from stacks.errors import PROJECT, _tag_of, _unwrap, _variants
-from stacks.settings import DjangoSettings, FastApiSettings, PROFILES, StackSettings
+from stacks.config import PROFILES
+from stacks.django.settings import DjangoSettings
+from stacks.fastapi.settings import FastApiSettings
+from stacks.settings import StackSettings
 
 START, END = "<!-- reference:start -->", "<!-- reference:end -->"
 

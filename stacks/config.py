@@ -1,0 +1,144 @@
+"""The stack config loader: every `webstack:` key into one validated settings model.
+
+`settings_from_config(pulumi.Config())` reads every `webstack:` key, applies the
+environment profile, validates, and either returns a `FastApiSettings` / `DjangoSettings`
+or raises `ConfigError` listing every problem at once. It runs before any resource is
+created, so bad config creates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Union
+
+import pulumi
+from pydantic import Field, TypeAdapter, ValidationError
+
+from stacks import settings as shared
+from stacks.django import settings as django
+from stacks.django.settings import DjangoSettings
+from stacks.errors import ConfigError, key, problems_from
+from stacks.fastapi import settings as fastapi
+from stacks.fastapi.settings import FastApiSettings
+from stacks.settings import FRAMEWORKS, SecretValue
+
+AnyStack = Annotated[Union[FastApiSettings, DjangoSettings], Field(discriminator="framework")]
+_ADAPTER: TypeAdapter = TypeAdapter(AnyStack)
+
+# --- environment profiles ----------------------------------------------------------
+# Production is the model default. A profile lists what dev and staging relax; each
+# entry applies only where the stack file leaves the key unset.
+PROFILES: dict[str, dict[str, Any]] = {
+    env: {k: v for module in (shared, fastapi, django) for k, v in module.PROFILE.get(env, {}).items()}
+    for env in ("dev", "staging", "prod")}
+
+
+def settings_from_config(config: pulumi.Config | None = None) -> FastApiSettings | DjangoSettings:
+    """Reads every `webstack:` key the Pulumi CLI passed to this program."""
+    namespace = (config.name if config is not None else None) or pulumi.get_project()
+    values, secret_keys = _read_namespace(namespace)
+    return load_settings(values, secret_keys)
+
+
+def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()
+                  ) -> FastApiSettings | DjangoSettings:
+    """Validates `{key: value}` (keys without the `webstack:` prefix). Raises ConfigError."""
+    raw = {k: _mark_secrets(v) if k in secret_keys else v for k, v in values.items()}
+    misplaced = _misplaced_sections(raw)
+    for section in misplaced:
+        raw.pop(section)
+    problems = list(misplaced.values())
+    for section in ("network", "cluster"):
+        # `mode` may be left out: the default is to create the VPC or cluster.
+        if isinstance(raw.get(section), dict):
+            raw[section] = {"mode": "create", **raw[section]}
+    _apply_profile(raw)
+    try:
+        settings = _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems += problems_from(exc, AnyStack)
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def profile_defaults(environment: str) -> dict[str, Any]:
+    return dict(PROFILES.get(environment, {}))
+
+
+def _apply_profile(raw: dict[str, Any]) -> None:
+    env, framework, target = raw.get("environment"), raw.get("framework"), raw.get("target", "aws")
+    for dotted, value in profile_defaults(env if isinstance(env, str) else "").items():
+        path = dotted.split(".")
+        if path[0] in FRAMEWORKS and path[0] != framework:
+            continue
+        if path[0] in ("network", "cluster"):
+            section = raw.get(path[0], {})
+            # These profile keys exist only where the kit creates the VPC or the cluster.
+            if target != "aws" or not isinstance(section, dict) or section.get("mode", "create") != "create":
+                continue
+            raw.setdefault(path[0], {}).setdefault("mode", "create")
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                break
+        else:
+            node.setdefault(path[-1], value)
+
+
+def _misplaced_sections(raw: dict[str, Any]) -> dict[str, str]:
+    """A framework section on the other framework's stack is a contradiction, said plainly."""
+    framework = raw.get("framework")
+    found: dict[str, str] = {}
+    if framework not in FRAMEWORKS:
+        return found
+    for other in FRAMEWORKS:
+        if other != framework and other in raw:
+            found[other] = (
+                f"{key((other,))}: this section configures framework '{other}', but "
+                f"{key(('framework',))} is '{framework}'; remove the section, or set "
+                f"{key(('framework',))} to {other}")
+    return found
+
+
+def _mark_secrets(value: Any) -> Any:
+    """Pulumi marks a whole top-level key secret when any value under it is; mark its strings."""
+    if isinstance(value, dict):
+        return {k: _mark_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark_secrets(v) for v in value]
+    if isinstance(value, str):
+        return SecretValue(value)
+    return value
+
+
+def _read_namespace(namespace: str) -> tuple[dict[str, Any], set[str]]:
+    """All `<namespace>:<key>` values the Pulumi CLI passed, objects decoded from JSON."""
+    from pulumi.runtime import config as runtime_config
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_full = set(runtime_config.get_config_secret_keys_env())
+    values: dict[str, Any] = {}
+    secrets: set[str] = set()
+    prefix = f"{namespace}:"
+    for full_key, text in merged.items():
+        if not full_key.startswith(prefix):
+            continue
+        name = full_key[len(prefix):]
+        values[name] = _decode(text)
+        if full_key in secret_full or runtime_config.is_config_secret(full_key):
+            secrets.add(name)
+    return values, secrets
+
+
+def _decode(text: Any) -> Any:
+    """Objects and lists arrive as JSON text; scalars stay as the string the user typed."""
+    if isinstance(text, str) and text[:1] in "{[":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text

@@ -1,0 +1,170 @@
+"""The `webstack:fastapi` section: how Uvicorn runs the app, its autoscaling and its database."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from components.database import DatabaseArgs
+from components.k8s_pod import size_problem
+from components.web_service import Autoscaling
+from stacks.errors import at, set_command
+from stacks.fastapi.server import memory_problem
+from stacks.settings import PROXY_IDLE_TIMEOUT_SECONDS, ConfigSecret, Section, StackSettings, database_in_cluster_vpc
+
+
+def _auto_or_whole(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise PydanticCustomError("auto_or_whole", "must be a whole number or auto, got '{value}'", {"value": str(value)})
+
+
+AutoOrWhole = Annotated[Union[int, Literal["auto"]], BeforeValidator(_auto_or_whole)]
+
+
+class UvicornServer(Section):
+    """How Uvicorn runs the ASGI app. `auto` values are computed from the pod's CPU and memory
+    (see stacks/fastapi/server.py and bench/RESULTS.md for why)."""
+
+    app: str = Field("app.main:app", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                     description="ASGI application as module:attribute.", examples=["orders_api.main:app"])
+    workers: AutoOrWhole = Field(
+        "auto", description="Worker processes per pod. auto: one per whole core of app.resources.cpu_limit "
+                            "(at least 1), as many as app.resources.memory_limit holds at worker_memory each. "
+                            "A Python process uses one core; more pods, not more workers, is how it scales.")
+    worker_memory: str = Field(
+        "128Mi", description="Memory one idle worker takes (RSS; the reference app measures ~85Mi). "
+                             "Sizes the worker count and the per-worker concurrency limit.")
+    limit_concurrency: AutoOrWhole = Field(
+        "auto", description="Connections plus in-flight requests one worker holds before it answers 503. auto: "
+                            "the worker's memory share beyond worker_memory at 512Ki per request (64 to 4096).")
+    backlog: AutoOrWhole = Field(
+        "auto", description="Listen queue of not-yet-accepted connections. auto: what all workers may hold, "
+                            "capped at the kernel's default somaxconn (4096).")
+    graceful_timeout_seconds: int = Field(
+        30, ge=1, le=300, description="Seconds in-flight requests get to finish after SIGTERM "
+                                      "(--timeout-graceful-shutdown); the pod's grace period is derived from it.")
+    keep_alive_timeout_seconds: int = Field(
+        75, ge=1, le=4000, description="Idle keep-alive connections are closed after this many seconds. Above the "
+                                       "load balancer's idle timeout (ALB: 60 s), so the balancer closes first "
+                                       "and never sends on a connection the server just closed (a 502).")
+    forwarded_allow_ips: list[str] | None = Field(
+        None, description="CIDRs whose X-Forwarded-For/-Proto headers are trusted (the load balancer's). "
+                          "Default: the VPC's CIDR when the kit creates it (ALB targets pods by IP); otherwise "
+                          "none: set it to your load balancer's or ingress controller's range.",
+        examples=[["10.0.0.0/16"]])
+    access_log: bool = Field(
+        False, description="One log line per request from Uvicorn. Off in prod: the app's metrics and "
+                           "traces describe requests, and JSON logs keep errors with their trace id. dev: on.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Uvicorn and root logger level.")
+
+    @field_validator("worker_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if problem := size_problem("worker_memory", value, "128Mi"):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("workers", "limit_concurrency", "backlog")
+    @classmethod
+    def _positive(cls, value: int | str, info) -> int | str:
+        bounds = {"workers": (1, 64), "limit_concurrency": (1, 100_000), "backlog": (1, 65_535)}[info.field_name]
+        if isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
+            raise ValueError(f"{info.field_name}: {value} is out of range ({bounds[0]}..{bounds[1]}, or auto)")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
+        for cidr in value or []:
+            try:
+                net = ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"forwarded_allow_ips: not a CIDR, got {cidr!r} (e.g. 10.0.0.0/16)") from None
+            if net.prefixlen == 0:
+                raise ValueError(f"forwarded_allow_ips: {cidr!r} would let any client forge its address "
+                                 "and scheme; list the load balancer's range")
+        return value
+
+
+class FastApiDatabase(DatabaseArgs):
+    """PostgreSQL for the app: RDS on aws (the keys above), an in-cluster server on local."""
+
+    enabled: bool = Field(False, description="Give the app a PostgreSQL database and run its migrations "
+                                             "as a release Job before every rollout.")
+    migrate_command: list[str] = Field(["alembic", "upgrade", "head"], min_length=1,
+                                       description="Release step run in the new image before the rollout.")
+    local_password: ConfigSecret | None = Field(
+        None, description="target local: password of the in-cluster server's user (a Pulumi secret). "
+                          "On aws RDS generates and rotates it.")
+    local_storage: str = Field("1Gi", description="target local: size of the in-cluster server's volume.")
+    local_image: str = Field("docker.io/library/postgres:17.6-bookworm",
+                             description="target local: PostgreSQL image (Debian variant: runs as the pod's non-root uid).")
+
+    @field_validator("local_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        if problem := size_problem("local_storage", value, "1Gi"):
+            raise ValueError(problem)
+        return value
+
+class FastApiSection(Section):
+    """FastAPI on Uvicorn."""
+
+    server: UvicornServer = Field(default_factory=UvicornServer, description="ASGI server settings.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling.")
+    database: FastApiDatabase = Field(default_factory=FastApiDatabase,
+                                      description="Optional PostgreSQL (off unless enabled).")
+
+
+
+class FastApiSettings(StackSettings):
+    framework: Literal["fastapi"]
+    fastapi: FastApiSection = Field(default_factory=FastApiSection, description="FastAPI-only settings.")
+
+    @model_validator(mode="after")
+    def _fits_target(self) -> "FastApiSettings":
+        db, server = self.fastapi.database, self.fastapi.server
+        if db.enabled and self.target == "local" and db.local_password is None:
+            raise at("fastapi.database.local_password", "required with database.enabled on target local; "
+                     "store one encrypted: " + set_command(("fastapi", "database", "local_password"), secret=True))
+        if db.local_password is not None and self.target == "aws":
+            raise at("fastapi.database.local_password", "target aws uses RDS, which generates and rotates "
+                                                        "the password; remove the key")
+        if server.keep_alive_timeout_seconds <= PROXY_IDLE_TIMEOUT_SECONDS:
+            raise at("fastapi.server.keep_alive_timeout_seconds",
+                     f"{server.keep_alive_timeout_seconds} is not above the load balancer's idle timeout "
+                     f"({PROXY_IDLE_TIMEOUT_SECONDS} s): the server would close connections the balancer "
+                     "still sends on (502s); use 75 or more")
+        if problem := memory_problem(server, self.app.resources):
+            raise at("fastapi.server.workers", problem)
+        if db.enabled and self.target == "aws" and self.cluster.mode != "create":
+            database_in_cluster_vpc(self)
+        return self
+
+
+# What dev and staging relax in this section.
+PROFILE: dict[str, dict[str, Any]] = {
+    "dev": {
+        "fastapi.autoscaling.min_replicas": 1,
+        "fastapi.autoscaling.max_replicas": 3,
+        "fastapi.server.access_log": True,
+        "fastapi.database.protect": False,
+        "fastapi.database.deletion_protection": False,
+        "fastapi.database.multi_az": False,
+        "fastapi.database.instance_class": "db.t4g.micro",
+        "fastapi.database.backup_retention_days": 1,
+    },
+    "staging": {
+        "fastapi.autoscaling.max_replicas": 5,
+        "fastapi.database.multi_az": False,
+        "fastapi.database.instance_class": "db.t4g.medium",
+        "fastapi.database.backup_retention_days": 7,
+    },
+}

@@ -1,0 +1,247 @@
+"""What both framework stacks share, by composition: the platform they run on (providers,
+network, cluster), the app's namespace, its database per target, release Jobs and the web
+service, each a function a stack calls with the values it has.
+
+A framework stack reads as its list of parts:
+
+    platform = build_platform(name, settings, parent=self, needs_network=...)
+    ns = app_namespace(platform, database_port=..., serve_port=...)
+    db = app_database(platform, ns, ...)            # optional
+    job = release_job(platform, ns, "migrate", ...)
+    web = web_service(platform, ns, ..., depends_on=[job])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws_provider import AwsProviderArgs, tagged_provider
+from components.cluster import Cluster, KubeconfigClusterArgs
+from components.database import PORT, Database, DatabaseArgs
+from components.namespace import Namespace, NamespaceArgs
+from components.network import Network, NewVpcArgs
+from components.pod_identity import PodIdentity, PodIdentityArgs, secret_read_statements
+from components.postgres import InClusterPostgres, InClusterPostgresArgs
+from components.release_job import ReleaseJob, ReleaseJobArgs
+from components.web_service import AlbIngress, ClassIngress, ConfigFiles, WebService, WebServiceArgs
+from stacks.settings import ClusterContext, ClusterKubeconfig, StackSettings
+
+# Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
+LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
+POSTGRES_PORT = PORT  # RDS and the in-cluster server alike
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where a framework stack's resources go: its parent component, the providers, and on aws
+    the network and cluster the kit created or was pointed at."""
+
+    name: str
+    settings: StackSettings
+    parent: pulumi.Resource
+    namespace: str
+    k8s_provider: k8s.Provider
+    aws_provider: aws.Provider | None = None
+    network: Network | None = None
+    cluster: Cluster | None = None
+
+    @property
+    def k8s_opts(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self.parent, providers={"kubernetes": self.k8s_provider})
+
+    @property
+    def aws_opts(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self.parent, providers={"aws": self.aws_provider})
+
+    @property
+    def app_service_account(self) -> str:
+        """WebService names its ServiceAccount after itself."""
+        return f"{self.name}-app"
+
+    def vpc_cidrs(self) -> list[pulumi.Input[str]]:
+        """Where an ALB with ip targets sends traffic from: the VPC."""
+        if self.network is None:
+            return []
+        net = self.settings.network
+        if isinstance(net, NewVpcArgs):
+            return [net.cidr_block]
+        vpc = aws.ec2.get_vpc_output(id=net.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self.parent,
+                                                                                    provider=self.aws_provider))
+        return [vpc.cidr_block]
+
+
+def build_platform(name: str, settings: StackSettings, *, parent: pulumi.Resource,
+                   needs_network: bool) -> Platform:
+    """The Kubernetes provider for the cluster the settings name; on aws also the tagged AWS
+    provider, the VPC (created or existing) when `needs_network` or the cluster is created, and
+    the cluster (created, or reached by kubeconfig or StackReference)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    namespace = settings.k8s_namespace(pulumi.get_stack())
+    cluster_settings = settings.cluster
+    if settings.target == "local":
+        if isinstance(cluster_settings, ClusterContext):
+            provider = k8s.Provider(f"{name}-k8s", context=cluster_settings.context, opts=child)
+        else:
+            assert isinstance(cluster_settings, ClusterKubeconfig)
+            provider = k8s.Provider(
+                f"{name}-k8s", kubeconfig=pulumi.Output.secret(cluster_settings.kubeconfig.get_secret_value()),
+                context=cluster_settings.context, opts=child)
+        return Platform(name, settings, parent, namespace, provider)
+
+    aws_provider = tagged_provider(f"{name}-aws", AwsProviderArgs(region=aws.config.region or "us-east-1"),
+                                   environment=settings.environment, opts=child)
+    on_aws = pulumi.ResourceOptions(parent=parent, providers={"aws": aws_provider})
+    network = None
+    if needs_network or cluster_settings.mode == "create":
+        network = Network(f"{name}-network", settings.network, opts=on_aws)
+    kubeconfig = None
+    cluster_args: Any = cluster_settings
+    if isinstance(cluster_settings, ClusterKubeconfig):
+        kubeconfig = pulumi.Output.secret(cluster_settings.kubeconfig.get_secret_value())
+        cluster_args = KubeconfigClusterArgs(**cluster_settings.model_dump(exclude={"kubeconfig", "context"}))
+    cluster = Cluster(f"{name}-cluster", cluster_args,
+                      subnet_ids=network.private_subnet_ids if network else None,
+                      kubeconfig=kubeconfig, opts=on_aws)
+    return Platform(name, settings, parent, namespace, cluster.provider, aws_provider, network, cluster)
+
+
+def app_namespace(platform: Platform, *, database_port: int | None, serve_port: int) -> Namespace:
+    """The app's namespace: Pod Security restricted, default-deny NetworkPolicies that admit the
+    ingress path (the VPC on aws, ingress-nginx on local), Prometheus and the database port."""
+    s = platform.settings
+    aws_target = s.target == "aws"
+    args = NamespaceArgs(
+        namespace_name=platform.namespace,
+        app_ports=[serve_port],
+        # With ALB ip targets, traffic comes from the VPC, not from a controller's pods.
+        ingress_controller_namespace=None if aws_target else LOCAL_INGRESS_NAMESPACE,
+        monitoring_namespace=s.observability.namespace,
+        metrics_port=s.app.port,
+        database_port=database_port,
+    )
+    return Namespace(f"{platform.name}-ns", args, ingress_cidrs=platform.vpc_cidrs() if aws_target else None,
+                     opts=platform.k8s_opts)
+
+
+def _ingress(settings: StackSettings) -> AlbIngress | ClassIngress | None:
+    if settings.target == "local":
+        return ClassIngress(host=settings.app.domain)
+    if settings.app.domain and settings.app.certificate_arn:
+        return AlbIngress(host=settings.app.domain, certificate_arn=settings.app.certificate_arn)
+    # HTTPS only: without a domain and its certificate the service stays cluster-internal.
+    return None
+
+
+@dataclass(frozen=True)
+class AppDatabase:
+    """How the app and its release Jobs reach their database: env vars, some from outputs."""
+
+    host: pulumi.Output[str]
+    secrets: dict[str, pulumi.Input[str]]  # other resources' outputs travel in the Secret
+    env: dict[str, str]
+    service_account: str | None = None  # for release Jobs that read the RDS secret
+
+
+def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
+                 local: InClusterPostgresArgs | None = None,
+                 local_password: pulumi.Input[str] | None = None) -> AppDatabase:
+    """RDS on aws, an in-cluster PostgreSQL on local; both reached through DATABASE_* env vars."""
+    s, name = platform.settings, platform.name
+    if s.target == "local":
+        assert local is not None and local_password is not None
+        pg = InClusterPostgres(f"{name}-postgres", local, namespace=ns.name, password=local_password,
+                               opts=platform.k8s_opts)
+        return AppDatabase(
+            host=pg.host,
+            secrets={"DATABASE_HOST": pg.host, "DATABASE_PASSWORD": pulumi.Output.secret(local_password)},
+            env={"DATABASE_PORT": str(pg.port), "DATABASE_NAME": pg.database_name,
+                 "DATABASE_USER": pg.username, "DATABASE_SSLMODE": "disable"})
+    assert platform.network is not None and platform.cluster is not None
+    cluster = platform.cluster
+    db = Database(f"{name}-db", rds, vpc_id=platform.network.vpc_id,
+                  subnet_ids=platform.network.private_subnet_ids,
+                  client_security_group_id=cluster.cluster_security_group_id, opts=platform.aws_opts)
+    release_account = None
+    if cluster.cluster_name is not None:
+        # RDS keeps the password in Secrets Manager; the app and its release Jobs read
+        # exactly that secret, each as its own ServiceAccount.
+        release_account = f"{name}-release"
+        k8s.core.v1.ServiceAccount(f"{name}-release-service-account",
+                                   metadata={"name": release_account, "namespace": ns.name},
+                                   automount_service_account_token=False, opts=platform.k8s_opts)
+        for role, account in (("app", platform.app_service_account), ("release", release_account)):
+            PodIdentity(f"{name}-{role}-identity", PodIdentityArgs(namespace=platform.namespace,
+                                                                   service_account=account),
+                        cluster_name=cluster.cluster_name, statements=secret_read_statements(db.secret_arn),
+                        opts=platform.aws_opts)
+    else:
+        pulumi.log.warn("cluster.cluster_name is unset: no Pod Identity is created, so pods cannot read "
+                        "the RDS-managed password; set it or grant access yourself", resource=platform.parent)
+    return AppDatabase(
+        host=db.address,
+        secrets={"DATABASE_HOST": db.address, "DATABASE_PORT": db.port.apply(str),
+                 "DATABASE_SECRET_ARN": db.secret_arn},
+        env={"DATABASE_NAME": rds.database_name, "DATABASE_USER": rds.master_username,
+             "DATABASE_SSLMODE": "require"},
+        service_account=release_account)
+
+
+def app_secrets(settings: StackSettings) -> dict[str, pulumi.Output[str]]:
+    """`app.secrets` as Pulumi secrets, for the app's Secret."""
+    return {k: pulumi.Output.secret(v.get_secret_value()) for k, v in settings.app.secrets.items()}
+
+
+def release_job(platform: Platform, ns: Namespace, role: str, command: list[str], *,
+                secrets: dict[str, pulumi.Input[str]], env: dict[str, str],
+                service_account: str | None = None) -> ReleaseJob:
+    """A release step in the new image, with the app's env and secrets; the rollout waits for it."""
+    s = platform.settings
+    return ReleaseJob(
+        f"{platform.name}-{role}",
+        ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=command,
+                       env={**env, **s.app.env}, resources=s.app.resources, secrets_as="env"),
+        namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
+        service_account_name=service_account, opts=platform.k8s_opts)
+
+
+def web_service(platform: Platform, ns: Namespace, *, command: list[str], graceful_timeout: int,
+                autoscaling: Any, secrets: dict[str, pulumi.Input[str]] | None = None,
+                env: dict[str, str] | None = None, config_files: Sequence[ConfigFiles] = (),
+                pod_field_env: dict[str, str] | None = None,
+                depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
+    """The app's Deployment, Service, HPA, PDB and ingress, with the app's own env winning."""
+    s = platform.settings
+    args = WebServiceArgs(
+        image=s.app.image,
+        require_digest=not s.is_dev,
+        port=s.app.port,
+        command=command,
+        env={**(env or {}), **s.app.env},
+        # As with `env`, a name the user sets in app.env wins.
+        pod_field_env={k: f for k, f in (pod_field_env or {}).items() if k not in s.app.env},
+        config_files=list(config_files),
+        resources=s.app.resources,
+        health=s.app.health,
+        autoscaling=autoscaling,
+        allow_single_replica=s.is_dev,
+        server_graceful_timeout_seconds=graceful_timeout,
+        metrics_port=s.app.port,
+        ingress=_ingress(s),
+        secrets_as="env",
+    )
+    return WebService(platform.app_service_account, args, namespace=ns.name,
+                      secrets={**app_secrets(s), **(secrets or {})} or None,
+                      depends_on=list(depends_on), opts=platform.k8s_opts)
+
+
+def base_exports(platform: Platform) -> dict[str, Any]:
+    """The outputs every stack has, as `pulumi stack output` shows them."""
+    s = platform.settings
+    return {"framework": s.framework, "environment": s.environment, "target": s.target,
+            "namespace": platform.namespace}
