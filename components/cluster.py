@@ -14,8 +14,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, LogRetentionDays, allowlist_cidrs,
+from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, LogRetentionDays,
                                physical_name, stack_prefix)
+from components.types import AllowlistCidr, SecurityGroupId
 
 TYPE = "webstack:components:Cluster"
 
@@ -38,7 +39,7 @@ class CreateClusterArgs(BaseModel):
 
     mode: Literal["create"] = "create"
     version: str = Field("1.33", pattern=r"^1\.\d{2}$", description="Kubernetes minor version, e.g. '1.33'.")
-    endpoint_public_access_cidrs: list[str] = Field(
+    endpoint_public_access_cidrs: list[AllowlistCidr] = Field(
         default_factory=list,
         description="IPv4 CIDRs allowed to reach the public API endpoint (CI runners, VPN egress). "
                     "Empty: the endpoint is private, reachable from inside the VPC only.")
@@ -54,11 +55,6 @@ class CreateClusterArgs(BaseModel):
     log_retention_days: LogRetentionDays = Field(
         90, description="Retention of the control-plane log group, days.")
     deletion_protection: bool = Field(True, description="EKS refuses to delete the cluster until this is turned off.")
-
-    @field_validator("endpoint_public_access_cidrs")
-    @classmethod
-    def _no_open_endpoint(cls, cidrs: list[str]) -> list[str]:
-        return allowlist_cidrs("endpoint_public_access_cidrs", cidrs)
 
     @field_validator("control_plane_logs")
     @classmethod
@@ -76,8 +72,8 @@ class KubeconfigClusterArgs(BaseModel):
 
     mode: Literal["kubeconfig"]
     cluster_name: str | None = Field(None, description="EKS cluster name, for Pod Identity associations (optional).")
-    cluster_security_group_id: str | None = Field(
-        None, pattern=r"^sg-[0-9a-f]{8,17}$", description="Security group of the cluster's pods, for database ingress.")
+    cluster_security_group_id: SecurityGroupId | None = Field(
+        None, description="Security group of the cluster's pods, for database ingress.")
 
 
 class StackReferenceClusterArgs(BaseModel):
@@ -89,8 +85,8 @@ class StackReferenceClusterArgs(BaseModel):
     stack: str = Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$", description="Platform stack, 'org/project/stack'.")
     output: str = Field("kubeconfig", min_length=1, description="Name of the stack output holding the kubeconfig.")
     cluster_name: str | None = Field(None, description="EKS cluster name, for Pod Identity associations (optional).")
-    cluster_security_group_id: str | None = Field(
-        None, pattern=r"^sg-[0-9a-f]{8,17}$", description="Security group of the cluster's pods, for database ingress.")
+    cluster_security_group_id: SecurityGroupId | None = Field(
+        None, description="Security group of the cluster's pods, for database ingress.")
 
 
 ClusterArgs = Annotated[Union[CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs],

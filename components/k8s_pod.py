@@ -7,13 +7,13 @@ The value models here (`Resources`, `HealthChecks`) double as config sections in
 from __future__ import annotations
 
 import hashlib
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from components.types import Quantity, UrlPath, has_digest, image_problem, parse_quantity
 
 # --- Secure defaults, with the reason next to them --------------------------------
 
@@ -34,47 +34,6 @@ SECRET_FILE_MODE = 0o440
 
 MANAGED_BY = "webstack"
 
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-_TAG = re.compile(r":([\w][\w.-]{0,127})$")
-_QUANTITY = re.compile(
-    r"^(?P<num>\+?(?:\d+(?:\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
-)
-_SUFFIX = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-    "P": Decimal("1e15"), "E": Decimal("1e18"),
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
-}
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-def parse_quantity(value: str) -> Decimal:
-    """A Kubernetes quantity ("250m", "1.5", "512Mi", "1e3") as a number of base units."""
-    match = _QUANTITY.match(value)
-    if not match:
-        raise ValueError(value)
-    suffix = match.group("suffix") or ""
-    try:
-        number = Decimal(match.group("num"))
-    except InvalidOperation as exc:  # pragma: no cover (the regex admits only numbers)
-        raise ValueError(value) from exc
-    if suffix[:1] in {"e", "E"} and suffix not in _SUFFIX:
-        return number * (Decimal(10) ** int(suffix[1:]))
-    return number * _SUFFIX[suffix]
-
-
-def size_problem(field: str, value: str, example: str) -> str | None:
-    """The error for a value that is not a Kubernetes quantity above zero, else None."""
-    try:
-        if parse_quantity(value) > 0:
-            return None
-    except ValueError:
-        pass
-    return f"{field}: {value!r} is not a quantity above zero (e.g. {example})"
-
-
 def content_hash(*parts: str, length: int = 8) -> str:
     """A short sha256 of `parts`; names made from it change exactly when the content does."""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
@@ -87,24 +46,10 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpu_request: str = Field("250m", description="CPU reserved for scheduling, cores (e.g. 250m, 1).")
-    cpu_limit: str = Field("1", description="CPU ceiling, cores; above it the container is throttled.")
-    memory_request: str = Field("256Mi", description="Memory reserved for scheduling, bytes (e.g. 256Mi, 1Gi).")
-    memory_limit: str = Field("512Mi", description="Memory ceiling, bytes; above it the container is OOM-killed.")
-
-    @field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit")
-    @classmethod
-    def _is_quantity(cls, value: str, info) -> str:
-        try:
-            amount = parse_quantity(value)
-        except ValueError:
-            example = "250m or 1" if info.field_name.startswith("cpu") else "512Mi or 1Gi"
-            raise ValueError(
-                f"{info.field_name}: {value!r} is not a Kubernetes quantity (e.g. {example})"
-            ) from None
-        if amount <= 0:
-            raise ValueError(f"{info.field_name}: must be above zero, got {value!r}")
-        return value
+    cpu_request: Quantity = Field("250m", description="CPU reserved for scheduling, cores (e.g. 250m, 1).")
+    cpu_limit: Quantity = Field("1", description="CPU ceiling, cores; above it the container is throttled.")
+    memory_request: Quantity = Field("256Mi", description="Memory reserved for scheduling, bytes (e.g. 256Mi, 1Gi).")
+    memory_limit: Quantity = Field("512Mi", description="Memory ceiling, bytes; above it the container is OOM-killed.")
 
     @model_validator(mode="after")
     def _limits_cover_requests(self) -> "Resources":
@@ -129,10 +74,10 @@ class HealthChecks(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    startup_path: str = Field("/healthz", description="Path probed until the server has started.")
-    readiness_path: str = Field("/readyz", description="Path that says the pod can take traffic "
+    startup_path: UrlPath = Field("/healthz", description="Path probed until the server has started.")
+    readiness_path: UrlPath = Field("/readyz", description="Path that says the pod can take traffic "
                                 "(also the load balancer's health check).")
-    liveness_path: str = Field("/healthz", description="Path that says the process is not stuck; "
+    liveness_path: UrlPath = Field("/healthz", description="Path that says the process is not stuck; "
                                "keep it free of dependency checks.")
     period_seconds: int = Field(10, ge=1, le=300, description="Seconds between readiness/liveness probes.")
     timeout_seconds: int = Field(2, ge=1, le=60, description="Seconds a probe may take.")
@@ -144,15 +89,6 @@ class HealthChecks(BaseModel):
     startup_failure_threshold: int = Field(
         30, ge=1, le=600, description="Startup probes allowed to fail; the server gets "
         "startup_period_seconds x this, seconds, to start.")
-
-    @field_validator("startup_path", "readiness_path", "liveness_path")
-    @classmethod
-    def _is_path(cls, value: str, info) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value) or "://" in value:
-            raise ValueError(
-                f"{info.field_name}: must be a URL path starting with '/', got {value!r} (e.g. '/readyz')"
-            )
-        return value
 
     @model_validator(mode="after")
     def _timeout_fits_period(self) -> "HealthChecks":
@@ -183,30 +119,10 @@ class HealthChecks(BaseModel):
 
 # --- Validation helpers --------------------------------------------------------------
 
-def image_problem(image: str, *, field: str = "image") -> str | None:
-    """Why `image` can never be deployed (no tag nor digest, or :latest), else None."""
-    if any(c.isspace() for c in image) or not image:
-        return f"{field}: {image!r} is not an image reference"
-    if _DIGEST.search(image):
-        return None
-    tag = _TAG.search(image.rsplit("/", 1)[-1])
-    if not tag:
-        return (f"{field}: {image!r} has neither a tag nor a digest; "
-                "pin a digest (repo@sha256:...) or, in dev, a tag")
-    if tag.group(1) == "latest":
-        return f"{field}: {image!r} uses the moving tag 'latest'; pin a digest (repo@sha256:...)"
-    return None
-
-
-def has_digest(image: str) -> bool:
-    return bool(_DIGEST.search(image))
-
-
 def check_pinned(image: str, *, require_digest: bool, field: str = "image") -> str | None:
     """The error for an image that is not pinned as required, else None."""
-    problem = image_problem(image, field=field)
-    if problem:
-        return problem
+    if problem := image_problem(image):
+        return f"{field}: {problem}"
     if require_digest and not has_digest(image):
         return (f"{field}: {image!r} is pinned by tag only; require_digest is on (staging, prod), "
                 "so use repo@sha256:<digest> (or set require_digest=False in dev)")
@@ -218,17 +134,6 @@ def warn_if_tagged(image: str, resource: pulumi.Resource) -> None:
         pulumi.log.warn(f"image {image!r} is pinned by tag, not digest: a re-pushed tag changes "
                         "what runs without a deploy (accepted because require_digest is off)",
                         resource=resource)
-
-
-def check_env_names(names: list[str], *, field: str) -> str | None:
-    bad = [n for n in names if not _ENV_NAME.match(n)]
-    if bad:
-        return f"{field}: {bad} are not environment variable names (letters, digits, '_')"
-    return None
-
-
-def is_dns_label(value: str, max_len: int = 63) -> bool:
-    return len(value) <= max_len and bool(_DNS_LABEL.match(value))
 
 
 # --- Manifest fragments ---------------------------------------------------------------

@@ -3,14 +3,14 @@ denies everything except what a web service needs."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.k8s_pod import MANAGED_BY, is_dns_label
+from components.k8s_pod import MANAGED_BY
+from components.types import Ipv4Cidr, NamespaceName, dns_label_problem
 
 # Pod Security Admission refuses pods that could escape the container (root, host
 # namespaces, privilege escalation, extra capabilities, no seccomp profile).
@@ -21,31 +21,29 @@ POD_SECURITY_VERSION = "v1.34"
 # Set by the API server on every namespace since 1.22; cannot be spoofed by a user.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
-_CIDR = re.compile(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
-
 
 class NamespaceArgs(BaseModel):
     """Who may talk to the pods of this namespace, and to whom they may talk."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    namespace_name: str | None = Field(
+    namespace_name: NamespaceName | None = Field(
         None, description="Kubernetes name of the namespace; defaults to the component name "
         "(namespaces are shared, well-known names, so there is no random suffix).")
     app_ports: list[int] = Field(
         [8000], min_length=1, description="Container ports (TCP) the ingress controller / load balancer may reach.")
-    ingress_controller_namespace: str | None = Field(
+    ingress_controller_namespace: NamespaceName | None = Field(
         "ingress-nginx", description="Namespace of the in-cluster ingress controller allowed in on app_ports; "
         "None when traffic comes straight from a load balancer (see ingress_cidrs).")
-    ingress_cidrs: list[str] = Field(
+    ingress_cidrs: list[Ipv4Cidr] = Field(
         [], description="Source CIDRs allowed in on app_ports, e.g. the VPC CIDR when an ALB sends "
         "to pod IPs (target-type ip).")
-    monitoring_namespace: str | None = Field(
+    monitoring_namespace: NamespaceName | None = Field(
         "monitoring", description="Namespace whose Prometheus may scrape metrics_port; None to deny.")
     metrics_port: int = Field(9090, ge=1, le=65535, description="Container port (TCP) serving /metrics.")
     database_port: int | None = Field(
         5432, ge=1, le=65535, description="TCP port of the database the pods may reach; None to deny.")
-    database_cidrs: list[str] = Field(
+    database_cidrs: list[Ipv4Cidr] = Field(
         [], description="Where the database lives (e.g. the private subnets); empty means any "
         "destination on database_port, such as an in-cluster PostgreSQL.")
     allow_https_egress: bool = Field(True, description="Pods may open TCP 443 anywhere (AWS APIs, S3, OTLP).")
@@ -53,28 +51,12 @@ class NamespaceArgs(BaseModel):
         False, description="Pods of this namespace may reach each other on any port "
         "(e.g. an in-cluster PostgreSQL on the local target).")
 
-    @field_validator("namespace_name", "ingress_controller_namespace", "monitoring_namespace")
-    @classmethod
-    def _dns_label(cls, value: str | None, info) -> str | None:
-        if value is not None and not is_dns_label(value):
-            raise ValueError(f"{info.field_name}: {value!r} is not a namespace name "
-                             "(lowercase letters, digits, '-', at most 63)")
-        return value
-
     @field_validator("app_ports")
     @classmethod
     def _ports(cls, value: list[int]) -> list[int]:
         bad = [p for p in value if not 1 <= p <= 65535]
         if bad:
             raise ValueError(f"app_ports: {bad} are not TCP ports (1..65535)")
-        return value
-
-    @field_validator("ingress_cidrs", "database_cidrs")
-    @classmethod
-    def _cidrs(cls, value: list[str], info) -> list[str]:
-        bad = [c for c in value if not _CIDR.match(c)]
-        if bad:
-            raise ValueError(f"{info.field_name}: {bad} are not IPv4 CIDRs (e.g. 10.0.0.0/16)")
         return value
 
 
@@ -92,8 +74,8 @@ class Namespace(pulumi.ComponentResource):
         other components' outputs (the VPC CIDR, the database subnets' CIDRs)."""
         super().__init__("webstack:components:Namespace", name, None, opts)
         ns_name = args.namespace_name or name
-        if not is_dns_label(ns_name):
-            raise ValueError(f"namespace name {ns_name!r} is not a DNS label; set namespace_name")
+        if problem := dns_label_problem(ns_name):
+            raise ValueError(f"namespace name: {problem}; set namespace_name")
         labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
         child = pulumi.ResourceOptions(parent=self)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from components.naming import IAM_NAME_PREFIX_MAX, LogRetentionDays, service_trust_policy, stack_prefix
 from components.pod_identity import Statement, policy_document
+from components.types import Ipv4Cidr, SubnetId, VpcId
 
 TYPE = "webstack:components:Network"
 
@@ -26,7 +27,7 @@ class NewVpcArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["create"] = "create"
-    cidr_block: str = Field("10.0.0.0/16", description="VPC IPv4 range, CIDR /16 to /20. Pods take VPC IPs on EKS, so size for pods, not nodes.")
+    cidr_block: Ipv4Cidr = Field("10.0.0.0/16", description="VPC IPv4 range, CIDR /16 to /20. Pods take VPC IPs on EKS, so size for pods, not nodes.")
     az_count: int = Field(3, ge=2, le=4, description="Availability zones to spread subnets over (count). Dev: 2.")
     nat_gateways: Literal["one_per_az", "single"] = Field(
         "one_per_az",
@@ -38,12 +39,8 @@ class NewVpcArgs(BaseModel):
     @field_validator("cidr_block")
     @classmethod
     def _cidr(cls, value: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(value)
-        except ValueError as exc:
-            raise ValueError(f"cidr_block: not an IPv4 network, got {value!r} ({exc})") from None
-        if not 16 <= net.prefixlen <= 20:
-            raise ValueError(f"cidr_block: prefix must be /16../20, got {value!r}")
+        if not 16 <= ipaddress.IPv4Network(value).prefixlen <= 20:
+            raise ValueError(f"prefix must be /16../20, got {value!r}")
         return value
 
 
@@ -53,11 +50,11 @@ class ExistingVpcArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["existing"]
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$", description="Existing VPC id, e.g. 'vpc-0abc1234'.")
-    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+    vpc_id: VpcId = Field(description="Existing VPC id, e.g. 'vpc-0abc1234'.")
+    public_subnet_ids: list[SubnetId] = Field(
         default_factory=list,
         description="Subnets for internet-facing load balancers (tagged kubernetes.io/role/elb=1 by their owner).")
-    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+    private_subnet_ids: list[SubnetId] = Field(
         min_length=2, description="Subnets in at least 2 AZs for nodes, pods and the database.")
 
     @model_validator(mode="after")

@@ -16,16 +16,16 @@ import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.naming import IAM_NAME_PREFIX_MAX, is_write_action, service_trust_policy, stack_prefix
+from components.types import DnsLabel, NamespaceName
 
 TYPE = "webstack:components:PodIdentity"
-_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 class PodIdentityArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    namespace: str = Field(pattern=_K8S_NAME, description="Kubernetes namespace of the service account.")
-    service_account: str = Field(pattern=_K8S_NAME, description="Kubernetes service account the pods run as.")
+    namespace: NamespaceName = Field(description="Kubernetes namespace of the service account.")
+    service_account: DnsLabel = Field(description="Kubernetes service account the pods run as.")
     max_session_hours: int = Field(1, ge=1, le=12, description="Maximum role session length, hours.")
 
 

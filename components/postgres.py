@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.database import PORT  # the same port as RDS, so the namespace policy fits both
 from components.k8s_pod import (IMAGE_PULL_POLICY, RUN_AS_USER, Resources, check_pinned, checkov_skips,
-                                container_security_context, has_digest, labels as make_labels,
-                                pod_security_context, selector, size_problem, warn_if_tagged,
+                                container_security_context, labels as make_labels,
+                                pod_security_context, selector, warn_if_tagged,
                                 writable_volumes)
+from components.types import ImageRef, Quantity, has_digest
 
 TYPE = "webstack:components:InClusterPostgres"
 CONTAINER = "postgres"
@@ -29,25 +30,20 @@ DATA_PATH = "/var/lib/postgresql/data"
 class InClusterPostgresArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    image: str = Field("docker.io/library/postgres:17.6-bookworm",
+    image: ImageRef = Field("docker.io/library/postgres:17.6-bookworm",
                        description="PostgreSQL image; the Debian variant runs as any uid (nss_wrapper).")
     require_digest: bool = Field(False, description="Refuse an image pinned only by tag.")
     database_name: str = Field("app", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="Database created at first start.")
     username: str = Field("app", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="Its owner.")
-    storage: str = Field("1Gi", description="Size of the data volume.")
+    storage: Quantity = Field("1Gi", description="Size of the data volume.")
     storage_class: str | None = Field(None, description="StorageClass of the volume; default: the cluster's default.")
     resources: Resources = Field(Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi",
                                            memory_limit="512Mi"), description="CPU and memory of the server.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "InClusterPostgresArgs":
-        problems = []
         if problem := check_pinned(self.image, require_digest=self.require_digest):
-            problems.append(problem)
-        if problem := size_problem("storage", self.storage, "1Gi"):
-            problems.append(problem)
-        if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(problem)
         return self
 
 

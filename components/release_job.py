@@ -7,7 +7,7 @@ from typing import Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.k8s_pod import (
     AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
@@ -15,18 +15,17 @@ from components.k8s_pod import (
     RUN_AS_USER,
     Resources,
     SecretWiring,
-    check_env_names,
     check_pinned,
     checkov_skips,
     container_security_context,
     content_hash,
-    has_digest,
-    is_dns_label,
     labels as make_labels,
     pod_security_context,
     warn_if_tagged,
     writable_volumes,
 )
+from components.types import (AbsolutePath, EnvName, ImageRef, Quantity, dns_label_problem, env_names_problem,
+                              has_digest)
 
 CONTAINER = "release"
 # A Job's pod template is immutable: any spec change must replace the Job, never patch it.
@@ -54,11 +53,11 @@ class ReleaseJobArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    image: str = Field(description="Image by digest (repo@sha256:...); usually the release's app image.")
+    image: ImageRef = Field(description="Image by digest (repo@sha256:...); usually the release's app image.")
     require_digest: bool = Field(True, description="Refuse images pinned by tag only (off in dev, with a warning).")
     command: list[str] = Field(min_length=1, description="Command run once per release, "
                                "e.g. ['python', 'manage.py', 'migrate', '--noinput'].")
-    env: dict[str, str] = Field({}, description="Plain environment variables.")
+    env: dict[EnvName, str] = Field({}, description="Plain environment variables.")
     resources: Resources = Field(Resources(), description="CPU and memory of the Job's container.")
     backoff_limit: int = Field(
         1, ge=0, le=10, description="Retries after a failed pod; low, since a release step that fails "
@@ -67,24 +66,14 @@ class ReleaseJobArgs(BaseModel):
         600, ge=30, le=86400, description="Seconds before the Job is failed, however many retries remain.")
     secrets_as: Literal["files", "env"] = Field(
         "files", description="How `secrets=` reach the command: files under /var/run/secrets/app, or env vars.")
-    writable_paths: list[str] = Field(["/tmp"], description="Directories given a writable emptyDir.")
-    writable_size_limit: str = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
+    writable_paths: list[AbsolutePath] = Field(["/tmp"], description="Directories given a writable emptyDir.")
+    writable_size_limit: Quantity = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
     run_as_user: int = Field(RUN_AS_USER, ge=10000, description="UID (and GID) the pod runs as.")
-
-    @field_validator("writable_paths")
-    @classmethod
-    def _writable(cls, value: list[str]) -> list[str]:
-        bad = [p for p in value if not p.startswith("/")]
-        if bad:
-            raise ValueError(f"writable_paths: {bad} are not absolute paths (e.g. '/tmp')")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "ReleaseJobArgs":
-        problems = [p for p in (check_pinned(self.image, require_digest=self.require_digest),
-                                check_env_names(list(self.env), field="env")) if p]
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problem := check_pinned(self.image, require_digest=self.require_digest):
+            raise ValueError(problem)
         return self
 
 
@@ -104,11 +93,11 @@ class ReleaseJob(pulumi.ComponentResource):
         access (collectstatic writing to S3). Pass the ReleaseJob to the WebService's
         `depends_on` so the rollout waits for it."""
         super().__init__("webstack:components:ReleaseJob", name, None, opts)
-        if not is_dns_label(name, 40):
-            raise ValueError(f"ReleaseJob name {name!r} must be a DNS label of at most 40 characters")
+        if problem := dns_label_problem(name, 40):
+            raise ValueError(f"ReleaseJob name: {problem}")
         secrets = dict(secrets or {})
-        if problem := check_env_names(list(secrets), field="secrets"):
-            raise ValueError(problem)
+        if problem := env_names_problem(list(secrets)):
+            raise ValueError(f"secrets: {problem}")
         if not args.require_digest:
             warn_if_tagged(args.image, self)
 

@@ -8,6 +8,7 @@ ManifestStaticFilesStorage, bundler output) are cached for a year and marked imm
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import pulumi
 import pulumi_aws as aws
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.naming import (CLOUDFRONT_OAC_NAME_MAX, CLOUDFRONT_POLICY_NAME_MAX, LOG_DELIVERY_NAME_MAX,
                                S3_BUCKET_PREFIX_MAX, LogRetentionDays, child_opts, physical_name, stack_prefix)
+from components.types import AcmCertificateArn, DomainName
 from components.waf import WafArgs, WebAcl
 
 TYPE = "webstack:components:StaticCdn"
@@ -23,19 +25,19 @@ ORIGIN = "s3"
 # CloudFront's default *.cloudfront.net certificate only offers the TLSv1 policy; a
 # custom certificate lets us require TLS 1.2 with modern ciphers.
 TLS_POLICY = "TLSv1.2_2021"
-_HOST = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 
 class StaticCdnArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    domain_name: str | None = Field(None, pattern=_HOST, max_length=253,
+    domain_name: DomainName | None = Field(None,
                                     description="Custom host name, e.g. 'static.example.com'. None: the *.cloudfront.net name.")
     hosted_zone_id: str | None = Field(
         None, pattern=r"^Z[A-Z0-9]{1,31}$",
         description="Route 53 zone of domain_name: the kit validates an ACM certificate (us-east-1) and adds alias records.")
-    certificate_arn: str | None = Field(
-        None, pattern=r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[\w-]+$",
+    # CloudFront takes certificates from us-east-1 only.
+    certificate_arn: Annotated[AcmCertificateArn, Field(pattern=r"^arn:aws[a-z-]*:acm:us-east-1:")] | None = Field(
+        None,
         description="Existing ACM certificate for domain_name, in us-east-1 (instead of hosted_zone_id).")
     price_class: str = Field("PriceClass_100", pattern=r"^PriceClass_(100|200|All)$",
                              description="CloudFront edge locations used: 100 (NA/EU), 200, All.")

@@ -11,9 +11,10 @@ from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from components.naming import WAF_NAME_MAX, LogRetentionDays, allowlist_cidrs, physical_name
+from components.naming import WAF_NAME_MAX, LogRetentionDays, physical_name
+from components.types import allowlist_cidr
 
 TYPE = "webstack:components:WebAcl"
 
@@ -36,19 +37,14 @@ class WafArgs(BaseModel):
     rate_limit_per_5min: int = Field(2000, ge=10, le=2_000_000_000,
                                      description="Requests per client IP per 5-minute window before blocking.")
     admin_path: str = Field("/admin/", pattern=r"^/[a-z0-9_./-]*$", description="URI path prefix of the admin site, lowercase (matched case-insensitively).")
-    admin_allowed_cidrs: list[str] = Field(
+    # WAF IP sets reject IPv4 prefixes shorter than /8:
+    # "WAFInvalidParameterException: ... CIDR ... prefix length".
+    admin_allowed_cidrs: list[allowlist_cidr(8)] = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="IPv4 CIDRs allowed on admin_path (office, VPN). Empty: the admin path is blocked for everyone.")
     log_retention_days: LogRetentionDays | None = Field(
         90, description="Days the requests WAF blocked or counted stay in CloudWatch Logs (Authorization and "
         "Cookie headers redacted); null: no WAF logs.")
-
-    @field_validator("admin_allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        # WAF IP sets reject IPv4 prefixes shorter than /8:
-        # "WAFInvalidParameterException: ... CIDR ... prefix length".
-        return allowlist_cidrs("admin_allowed_cidrs", cidrs, min_prefix=8)
 
 
 def _visibility(metric: str) -> dict:

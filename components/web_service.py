@@ -18,19 +18,18 @@ from components.k8s_pod import (
     HealthChecks,
     Resources,
     SecretWiring,
-    check_env_names,
     check_pinned,
     checkov_skips,
     container_security_context,
     content_hash,
-    has_digest,
-    is_dns_label,
     labels as make_labels,
     pod_security_context,
     selector as make_selector,
     warn_if_tagged,
     writable_volumes,
 )
+from components.types import (AbsolutePath, AcmCertificateArn, DnsLabel, DomainName, EnvName, ImageRef, Quantity,
+                              UrlPath, dns_label, dns_label_problem, env_names_problem, has_digest)
 
 __all__ = [
     "AlbIngress", "Autoscaling", "ClassIngress", "ConfigFiles", "ExtraContainer", "HealthChecks",
@@ -98,49 +97,30 @@ class Autoscaling(BaseModel):
         return self
 
 
-def _absolute_paths(value: list[str], field: str) -> list[str]:
-    bad = [p for p in value if not p.startswith("/")]
-    if bad:
-        raise ValueError(f"{field}: {bad} are not absolute paths (e.g. '/tmp')")
-    return value
-
-
 class ExtraContainer(BaseModel):
     """Another container in the same pod, e.g. Nginx in front of Gunicorn."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Container name (DNS label), unique in the pod.")
-    image: str = Field(description="Image by digest (repo@sha256:...), or by tag in dev.")
+    name: DnsLabel = Field(description="Container name (DNS label), unique in the pod.")
+    image: ImageRef = Field(description="Image by digest (repo@sha256:...), or by tag in dev.")
     port: int = Field(ge=1024, le=65535, description="TCP port it listens on (>= 1024: no capability to bind).")
     command: list[str] | None = Field(None, description="Entrypoint override.")
     args: list[str] | None = Field(None, description="Arguments override.")
-    env: dict[str, str] = Field({}, description="Plain environment variables.")
-    health_path: str | None = Field(
+    env: dict[EnvName, str] = Field({}, description="Plain environment variables.")
+    health_path: UrlPath | None = Field(
         None, description="HTTP path for its readiness and liveness probes; None probes the TCP port.")
     resources: Resources = Field(
         Resources(cpu_request="50m", cpu_limit="500m", memory_request="64Mi", memory_limit="128Mi"),
         description="CPU and memory of this container.")
-    writable_paths: list[str] = Field(["/tmp"], description="Directories given a writable emptyDir.")
+    writable_paths: list[AbsolutePath] = Field(["/tmp"], description="Directories given a writable emptyDir.")
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not is_dns_label(value, 63) or value == APP_CONTAINER:
-            raise ValueError(f"name: {value!r} must be a DNS label other than {APP_CONTAINER!r}")
+        if value == APP_CONTAINER:
+            raise ValueError(f"{APP_CONTAINER!r} is the app's own container; choose another name")
         return value
-
-    @field_validator("health_path")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"health_path: must be a URL path starting with '/', got {value!r}")
-        return value
-
-    @field_validator("writable_paths")
-    @classmethod
-    def _writable(cls, value: list[str]) -> list[str]:
-        return _absolute_paths(value, "writable_paths")
 
 
 class ConfigFiles(BaseModel):
@@ -149,22 +129,11 @@ class ConfigFiles(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    role: str = Field(description="Short name of this set of files (DNS label, <= 20 chars), e.g. 'nginx'.")
-    mount_path: str = Field(description="Directory the files appear in; it hides what the image has there.")
+    role: dns_label(20) = Field(  # type: ignore[valid-type]
+        description="Short name of this set of files (DNS label, <= 20 chars), e.g. 'nginx'.")
+    mount_path: AbsolutePath = Field(description="Directory the files appear in; it hides what the image has there.")
     files: dict[str, str] = Field(min_length=1, description="File name -> content.")
     containers: list[str] = Field([APP_CONTAINER], min_length=1, description="Containers that mount them.")
-
-    @field_validator("role")
-    @classmethod
-    def _role(cls, value: str) -> str:
-        if not is_dns_label(value, 20):
-            raise ValueError(f"role: {value!r} must be a DNS label of at most 20 characters")
-        return value
-
-    @field_validator("mount_path")
-    @classmethod
-    def _mount(cls, value: str) -> str:
-        return _absolute_paths([value], "mount_path")[0]
 
     @field_validator("files")
     @classmethod
@@ -181,19 +150,12 @@ class AlbIngress(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["alb"] = "alb"
-    host: str | None = Field(None, description="DNS name served; None answers any host.")
-    certificate_arn: str | None = Field(
+    host: DomainName | None = Field(None, description="DNS name served; None answers any host.")
+    certificate_arn: AcmCertificateArn | None = Field(
         None, description="ACM certificate for HTTPS; with it, HTTP redirects to HTTPS.")
     scheme: Literal["internet-facing", "internal"] = Field("internet-facing", description="Who can reach the ALB.")
     ingress_class_name: str = Field("alb", description="IngressClass of the ALB controller (EKS Auto Mode: alb).")
     ssl_policy: str = Field(ALB_SSL_POLICY, description="ALB TLS policy.")
-
-    @field_validator("certificate_arn")
-    @classmethod
-    def _arn(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("arn:aws:acm:"):
-            raise ValueError(f"certificate_arn: {value!r} is not an ACM certificate ARN (arn:aws:acm:...)")
-        return value
 
 
 class ClassIngress(BaseModel):
@@ -203,7 +165,7 @@ class ClassIngress(BaseModel):
 
     kind: Literal["class"] = "class"
     ingress_class_name: str = Field("nginx", description="IngressClass name.")
-    host: str | None = Field(None, description="DNS name served; None answers any host.")
+    host: DomainName | None = Field(None, description="DNS name served; None answers any host.")
     tls_secret_name: str | None = Field(None, description="Secret (type kubernetes.io/tls) for HTTPS.")
 
 
@@ -215,14 +177,14 @@ class WebServiceArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    image: str = Field(description="App image by digest (repo@sha256:...); a tag only when require_digest is off.")
+    image: ImageRef = Field(description="App image by digest (repo@sha256:...); a tag only when require_digest is off.")
     require_digest: bool = Field(
         True, description="Refuse images pinned by tag only (staging, prod); off in dev, with a warning.")
     port: int = Field(8000, ge=1024, le=65535, description="TCP port the app server listens on.")
     command: list[str] | None = Field(None, description="Entrypoint override of the app container.")
     args: list[str] | None = Field(None, description="Arguments override of the app container.")
-    env: dict[str, str] = Field({}, description="Plain environment variables (secrets go to `secrets=`).")
-    pod_field_env: dict[str, PodField] = Field(
+    env: dict[EnvName, str] = Field({}, description="Plain environment variables (secrets go to `secrets=`).")
+    pod_field_env: dict[EnvName, PodField] = Field(
         {}, description="Environment variables the app container reads from its own pod (downward API), "
         "name -> field, e.g. {'POD_NAME': 'metadata.name'}. They come first, so `env` values may say $(POD_NAME).")
     resources: Resources = Field(Resources(), description="CPU and memory of the app container.")
@@ -248,17 +210,12 @@ class WebServiceArgs(BaseModel):
     ingress: Ingress | None = Field(None, description="How traffic gets in; None keeps it cluster-internal.")
     secrets_as: Literal["files", "env"] = Field(
         "files", description="How `secrets=` reach the app: files under /var/run/secrets/app, or env vars.")
-    writable_paths: list[str] = Field(["/tmp"], description="App directories given a writable emptyDir.")
-    writable_size_limit: str = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
+    writable_paths: list[AbsolutePath] = Field(["/tmp"], description="App directories given a writable emptyDir.")
+    writable_size_limit: Quantity = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
     run_as_user: int = Field(RUN_AS_USER, ge=10000, description="UID (and GID) the pod runs as.")
     component: str = Field("web", description="Value of the app.kubernetes.io/component label.")
     kubernetes_api_access: bool = Field(
         False, description="Mount the ServiceAccount token (only for pods calling the Kubernetes API).")
-
-    @field_validator("writable_paths")
-    @classmethod
-    def _writable(cls, value: list[str]) -> list[str]:
-        return _absolute_paths(value, "writable_paths")
 
     @model_validator(mode="after")
     def _consistent(self) -> "WebServiceArgs":
@@ -289,10 +246,6 @@ class WebServiceArgs(BaseModel):
             unknown = sorted(set(c.containers) - set(names))
             if unknown:
                 problems.append(f"config_files.{c.role}.containers: {unknown} are not containers of the pod {names}")
-        if problem := check_env_names(list(self.env), field="env"):
-            problems.append(problem)
-        if problem := check_env_names(list(self.pod_field_env), field="pod_field_env"):
-            problems.append(problem)
         if clash := sorted(set(self.pod_field_env) & set(self.env)):
             problems.append(f"pod_field_env: {clash} are also plain env vars; keep each name in one place")
         if problems:
@@ -311,9 +264,223 @@ class WebServiceArgs(BaseModel):
         return next(c.port for c in self.extra_containers if c.name == self.serve_from)
 
 
+# --- specs: pure functions from values to the objects' specs -----------------------------
+# Names the cluster or other resources assign (a ServiceAccount's, a ConfigMap's, a Secret's)
+# come in as values; they may be Outputs, which these functions only place, never inspect.
+
+def _http_probes(c: ExtraContainer, health: HealthChecks) -> dict[str, Any]:
+    """Readiness and liveness of a sidecar: its health path, or its TCP port, on the app's timing."""
+    check = ({"httpGet": {"path": c.health_path, "port": c.port, "scheme": "HTTP"}} if c.health_path
+             else {"tcpSocket": {"port": c.port}})
+    timing = {"periodSeconds": health.period_seconds, "timeoutSeconds": health.timeout_seconds}
+    return {"readinessProbe": {**check, **timing, "failureThreshold": health.readiness_failure_threshold},
+            "livenessProbe": {**check, **timing, "failureThreshold": health.liveness_failure_threshold}}
+
+
+def app_env(args: WebServiceArgs, secret_env: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The app container's env in the order Kubernetes expands `$(NAME)`: a reference resolves
+    only to a variable listed earlier, so pod fields come first, then plain values, then secrets."""
+    return ([{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(args.pod_field_env.items())]
+            + [{"name": k, "value": v} for k, v in sorted(args.env.items())] + list(secret_env))
+
+
+def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], selector: dict[str, str],
+             config_maps: Mapping[str, pulumi.Input[str]] | None = None,
+             secret_volumes: Sequence[dict[str, Any]] = (), secret_mounts: Sequence[dict[str, Any]] = (),
+             secret_env: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The pod template's spec: restricted containers, probes, spread, and the grace period.
+
+    `config_maps`: role of each `args.config_files` entry -> its ConfigMap's name.
+    `secret_*`: how the Secret reaches the app container (SecretWiring)."""
+    config_maps = config_maps or {}
+    volumes: list[dict[str, Any]] = list(secret_volumes)
+    mounts: dict[str, list[dict[str, Any]]] = {APP_CONTAINER: list(secret_mounts)}
+    for c in args.extra_containers:
+        mounts[c.name] = []
+    for files in args.config_files:
+        vol = f"config-{files.role}"
+        volumes.append({"name": vol, "configMap": {"name": config_maps[files.role]}})
+        for name in files.containers:
+            mounts[name].append({"name": vol, "mountPath": files.mount_path, "readOnly": True})
+    # Every container keeps serving through the endpoint-removal window (see
+    # termination_grace_period); `sleep` needs no shell in the image (GA in 1.34).
+    lifecycle = {"preStop": {"sleep": {"seconds": args.prestop_delay_seconds}}} \
+        if args.prestop_delay_seconds else None
+
+    def container(name: str, image: str, command, cargs, env: list[dict], ports: list[dict],
+                  resources: Resources, probes: dict, writable: list[str]) -> dict[str, Any]:
+        wvols, wmounts = writable_volumes(name, writable, args.writable_size_limit)
+        volumes.extend(wvols)
+        spec: dict[str, Any] = {
+            "name": name,
+            "image": image,
+            "imagePullPolicy": IMAGE_PULL_POLICY,
+            "ports": ports,
+            "env": env,
+            "resources": resources.to_k8s(),
+            "securityContext": container_security_context(),
+            "volumeMounts": mounts[name] + wmounts,
+            **probes,
+        }
+        if command:
+            spec["command"] = command
+        if cargs:
+            spec["args"] = cargs
+        if lifecycle:
+            spec["lifecycle"] = lifecycle
+        return spec
+
+    app_ports = [{"name": "http", "containerPort": args.port, "protocol": "TCP"}]
+    if args.metrics_port and args.metrics_port not in {args.port, *(c.port for c in args.extra_containers)}:
+        app_ports.append({"name": "metrics", "containerPort": args.metrics_port, "protocol": "TCP"})
+    containers = [container(APP_CONTAINER, args.image, args.command, args.args, app_env(args, secret_env),
+                            app_ports, args.resources, args.health.probes(args.port), args.writable_paths)]
+    containers += [container(c.name, c.image, c.command, c.args,
+                             [{"name": k, "value": v} for k, v in sorted(c.env.items())],
+                             [{"containerPort": c.port, "protocol": "TCP"}], c.resources,
+                             _http_probes(c, args.health), c.writable_paths)
+                   for c in args.extra_containers]
+    return {
+        "serviceAccountName": service_account_name,
+        "automountServiceAccountToken": args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
+        # No FOO_SERVICE_HOST/PORT env vars for every Service in the namespace:
+        # they leak topology and can clash with the app's own settings.
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(args.run_as_user),
+        "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
+        "topologySpreadConstraints": [
+            {"topologyKey": key, "maxSkew": 1, "whenUnsatisfiable": when,
+             "labelSelector": {"matchLabels": selector},
+             # Count only pods of the same revision, so a rollout is not skewed by old pods.
+             "matchLabelKeys": ["pod-template-hash"]}
+            for key, when in TOPOLOGY_SPREAD],
+        "containers": containers,
+        "volumes": volumes,
+    }
+
+
+def deployment_spec(args: WebServiceArgs, *, labels: dict[str, str], selector: dict[str, str],
+                    pod: dict[str, Any]) -> dict[str, Any]:
+    """Rolling updates that never lower capacity; replicas left to the HPA when there is one."""
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "revisionHistoryLimit": 5,
+        "strategy": {"type": "RollingUpdate",
+                     "rollingUpdate": {"maxUnavailable": MAX_UNAVAILABLE, "maxSurge": MAX_SURGE}},
+        "template": {"metadata": {"labels": labels}, "spec": pod},
+    }
+    if args.autoscaling is None:
+        spec["replicas"] = args.replicas
+    # else: `replicas` stays unset so the HPA owns it; a value here would reset the
+    # pod count on every `pulumi up`.
+    return spec
+
+
+def deployment_skips(args: WebServiceArgs, secret_skips: Mapping[str, str]) -> dict[str, str]:
+    """checkov checks this Deployment skips, each with its reason."""
+    skips = dict(secret_skips)
+    if not all(has_digest(i) for i in [args.image] + [c.image for c in args.extra_containers]):
+        skips["CKV_K8S_43"] = "dev image pinned by tag (require_digest off); staging and prod require a digest"
+    return skips
+
+
+def service_spec(args: WebServiceArgs, *, selector: dict[str, str]) -> dict[str, Any]:
+    """A ClusterIP Service on the serving container, with a `metrics` port when it differs."""
+    ports = [{"name": "http", "port": args.service_port, "targetPort": args.serving_port, "protocol": "TCP"}]
+    if args.metrics_port and args.metrics_port != args.serving_port:
+        ports.append({"name": "metrics", "port": args.metrics_port, "targetPort": args.metrics_port,
+                      "protocol": "TCP"})
+    return {"type": "ClusterIP", "selector": selector, "ports": ports}
+
+
+def hpa_spec(auto: Autoscaling, *, deployment_name: pulumi.Input[str]) -> dict[str, Any]:
+    """Scale on the app container's own CPU (and memory), out fast and in one pod a minute."""
+    # ContainerResource: the app container's own use, so an idle sidecar (Nginx)
+    # does not dilute the average and delay scale-out.
+    metrics = [{"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": APP_CONTAINER,
+        "target": {"type": "Utilization", "averageUtilization": auto.cpu_target_percent}}}]
+    if auto.memory_target_percent is not None:
+        metrics.append({"type": "ContainerResource", "containerResource": {
+            "name": "memory", "container": APP_CONTAINER,
+            "target": {"type": "Utilization", "averageUtilization": auto.memory_target_percent}}})
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+        "minReplicas": auto.min_replicas,
+        "maxReplicas": auto.max_replicas,
+        "metrics": metrics,
+        "behavior": {"scaleDown": {
+            "stabilizationWindowSeconds": auto.scale_down_stabilization_seconds,
+            # Scale in gently: each removed pod goes through the graceful shutdown.
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+        }},
+    }
+
+
+def pdb_spec(selector: dict[str, str]) -> dict[str, Any]:
+    return {"selector": {"matchLabels": selector}, "maxUnavailable": PDB_MAX_UNAVAILABLE,
+            "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY}
+
+
+def ingress_annotations(args: WebServiceArgs) -> dict[str, str]:
+    """What the AWS load balancer controller reads: pod-IP targets, the readiness path as the
+    health check, deregistration as long as the pod serves after it is told to stop, and HTTPS
+    with a modern TLS policy when there is a certificate. None for a class ingress."""
+    ing = args.ingress
+    if not isinstance(ing, AlbIngress):
+        return {}
+    https = ing.certificate_arn is not None
+    annotations = {
+        "alb.ingress.kubernetes.io/scheme": ing.scheme,
+        # Straight to pod IPs: no extra hop through a NodePort, and readiness
+        # gates the ALB's targets directly.
+        "alb.ingress.kubernetes.io/target-type": "ip",
+        "alb.ingress.kubernetes.io/healthcheck-path": args.health.readiness_path,
+        "alb.ingress.kubernetes.io/healthcheck-port": "traffic-port",
+        # Deregistration waits for in-flight requests no longer than the pod serves them.
+        "alb.ingress.kubernetes.io/target-group-attributes":
+            "deregistration_delay.timeout_seconds="
+            f"{args.prestop_delay_seconds + args.server_graceful_timeout_seconds}",
+        "alb.ingress.kubernetes.io/listen-ports":
+            json.dumps([{"HTTP": 80}, {"HTTPS": 443}] if https else [{"HTTP": 80}]),
+    }
+    if https:
+        annotations.update({
+            "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
+            "alb.ingress.kubernetes.io/ssl-redirect": "443",
+            "alb.ingress.kubernetes.io/ssl-policy": ing.ssl_policy,
+        })
+    return annotations
+
+
+def ingress_is_https(ing: AlbIngress | ClassIngress) -> bool:
+    return (ing.certificate_arn if isinstance(ing, AlbIngress) else ing.tls_secret_name) is not None
+
+
+def ingress_spec(ing: AlbIngress | ClassIngress, *, service_name: pulumi.Input[str]) -> dict[str, Any]:
+    """One rule sending every path of the host to the Service's `http` port."""
+    rule: dict[str, Any] = {"http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": service_name, "port": {"name": "http"}}}}]}}
+    if ing.host:
+        rule["host"] = ing.host
+    spec: dict[str, Any] = {"ingressClassName": ing.ingress_class_name, "rules": [rule]}
+    if isinstance(ing, ClassIngress) and ing.tls_secret_name is not None:
+        spec["tls"] = [{"secretName": ing.tls_secret_name, **({"hosts": [ing.host]} if ing.host else {})}]
+    return spec
+
+
+def _name_of(resource: pulumi.CustomResource) -> pulumi.Output[str]:
+    return resource.metadata.apply(lambda m: m.name)  # type: ignore[attr-defined]
+
+
 class WebService(pulumi.ComponentResource):
     """Deployment + Service + HPA + PDB (+ Ingress) for one HTTP app: restricted pods
-    (non-root, read-only root, no capabilities), images by digest, zero-downtime rollouts."""
+    (non-root, read-only root, no capabilities), images by digest, zero-downtime rollouts.
+
+    Needs in the cluster: an IngressClass `args.ingress.ingress_class_name` served by a
+    controller when `ingress` is set; metrics-server (or another resource-metrics API) for the
+    HPA to act; the namespace's Pod Security admission lets these restricted pods in."""
 
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -333,11 +500,11 @@ class WebService(pulumi.ComponentResource):
         `depends_on`: resources the rollout waits for, e.g. ReleaseJobs; a failed Job
         fails the update before the Deployment changes, so the old pods keep serving."""
         super().__init__("webstack:components:WebService", name, None, opts)
-        if not is_dns_label(name, 40):
-            raise ValueError(f"WebService name {name!r} must be a DNS label of at most 40 characters")
+        if problem := dns_label_problem(name, 40):
+            raise ValueError(f"WebService name: {problem}")
         secrets = dict(secrets or {})
-        if problem := check_env_names(list(secrets), field="secrets"):
-            raise ValueError(problem)
+        if problem := env_names_problem(list(secrets)):
+            raise ValueError(f"secrets: {problem}")
         if clash := sorted(set(secrets) & (set(args.env) | set(args.pod_field_env))):
             raise ValueError(f"secrets: {clash} are also plain env vars; keep each name in one place")
         if not args.require_digest:
@@ -354,235 +521,65 @@ class WebService(pulumi.ComponentResource):
             f"{name}-service-account",
             metadata={**meta, "annotations": dict(service_account_annotations or {})},
             automount_service_account_token=args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
-            opts=child,
-        )
-
+            opts=child)
         wiring = SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
                               secrets_as=args.secrets_as, container=APP_CONTAINER, opts=child)
-
-        volumes: list[dict[str, Any]] = list(wiring.volumes)
-        mounts: dict[str, list[dict[str, Any]]] = {APP_CONTAINER: list(wiring.mounts)}
-        for c in args.extra_containers:
-            mounts[c.name] = []
-        for files in args.config_files:
-            digest = content_hash(*(f"{k}\0{v}" for k, v in sorted(files.files.items())))
-            # The content hash is in the name: a changed file makes a new ConfigMap, the pod
-            # template changes with it, and the pods roll. Immutable, since it never changes.
-            cm = k8s.core.v1.ConfigMap(
-                f"{name}-config-{files.role}",
-                metadata={**meta, "name": f"{name}-{files.role}-{digest}"},
-                data=dict(sorted(files.files.items())),
-                immutable=True,
-                opts=child,
-            )
-            vol = f"config-{files.role}"
-            volumes.append({"name": vol, "configMap": {"name": cm.metadata.apply(lambda m: m.name)}})
-            for container in files.containers:
-                mounts[container].append({"name": vol, "mountPath": files.mount_path, "readOnly": True})
-
-        grace = args.termination_grace_period_seconds
-        # Every container keeps serving through the endpoint-removal window (see
-        # termination_grace_period); `sleep` needs no shell in the image (GA in 1.34).
-        lifecycle = {"preStop": {"sleep": {"seconds": args.prestop_delay_seconds}}} \
-            if args.prestop_delay_seconds else None
-
-        def container(cname: str, image: str, command, cargs, env: list[dict], ports: list[dict],
-                      resources: Resources, probes: dict, writable: list[str]) -> dict[str, Any]:
-            wvols, wmounts = writable_volumes(cname, writable, args.writable_size_limit)
-            volumes.extend(wvols)
-            spec: dict[str, Any] = {
-                "name": cname,
-                "image": image,
-                "imagePullPolicy": IMAGE_PULL_POLICY,
-                "ports": ports,
-                "env": env,
-                "resources": resources.to_k8s(),
-                "securityContext": container_security_context(),
-                "volumeMounts": mounts[cname] + wmounts,
-                **probes,
-            }
-            if command:
-                spec["command"] = command
-            if cargs:
-                spec["args"] = cargs
-            if lifecycle:
-                spec["lifecycle"] = lifecycle
-            return spec
-
-        app_ports = [{"name": "http", "containerPort": args.port, "protocol": "TCP"}]
-        if args.metrics_port and args.metrics_port not in {args.port, *(c.port for c in args.extra_containers)}:
-            app_ports.append({"name": "metrics", "containerPort": args.metrics_port, "protocol": "TCP"})
-        containers = [container(
-            APP_CONTAINER, args.image, args.command, args.args,
-            # Pod fields first: Kubernetes expands $(NAME) only to variables listed earlier.
-            [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(args.pod_field_env.items())]
-            + [{"name": k, "value": v} for k, v in sorted(args.env.items())] + wiring.env,
-            app_ports, args.resources, args.health.probes(args.port), args.writable_paths)]
-        for c in args.extra_containers:
-            if c.health_path:
-                check = {"httpGet": {"path": c.health_path, "port": c.port, "scheme": "HTTP"}}
-            else:
-                check = {"tcpSocket": {"port": c.port}}
-            timing = {"periodSeconds": args.health.period_seconds, "timeoutSeconds": args.health.timeout_seconds}
-            probes = {"readinessProbe": {**check, **timing, "failureThreshold": args.health.readiness_failure_threshold},
-                      "livenessProbe": {**check, **timing, "failureThreshold": args.health.liveness_failure_threshold}}
-            containers.append(container(
-                c.name, c.image, c.command, c.args, [{"name": k, "value": v} for k, v in sorted(c.env.items())],
-                [{"containerPort": c.port, "protocol": "TCP"}], c.resources, probes, c.writable_paths))
-
-        skips = dict(wiring.skips)
-        if not all(has_digest(i) for i in [args.image] + [c.image for c in args.extra_containers]):
-            skips["CKV_K8S_43"] = "dev image pinned by tag (require_digest off); staging and prod require a digest"
-
-        deployment_spec: dict[str, Any] = {
-            "selector": {"matchLabels": match},
-            "revisionHistoryLimit": 5,
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": MAX_UNAVAILABLE, "maxSurge": MAX_SURGE}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "serviceAccountName": account.metadata.apply(lambda m: m.name),
-                    "automountServiceAccountToken": args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
-                    # No FOO_SERVICE_HOST/PORT env vars for every Service in the namespace:
-                    # they leak topology and can clash with the app's own settings.
-                    "enableServiceLinks": False,
-                    "securityContext": pod_security_context(args.run_as_user),
-                    "terminationGracePeriodSeconds": grace,
-                    "topologySpreadConstraints": [
-                        {"topologyKey": key, "maxSkew": 1, "whenUnsatisfiable": when,
-                         "labelSelector": {"matchLabels": match},
-                         # Count only pods of the same revision, so a rollout is not skewed by old pods.
-                         "matchLabelKeys": ["pod-template-hash"]}
-                        for key, when in TOPOLOGY_SPREAD],
-                    "containers": containers,
-                    "volumes": volumes,
-                },
-            },
-        }
-        if args.autoscaling is None:
-            deployment_spec["replicas"] = args.replicas
-        # else: `replicas` stays unset so the HPA owns it; a value here would reset the
-        # pod count on every `pulumi up`.
-
+        config_maps = {files.role: _name_of(self._config_map(name, files, meta, child))
+                       for files in args.config_files}
+        pod = pod_spec(args, service_account_name=_name_of(account), selector=match, config_maps=config_maps,
+                       secret_volumes=wiring.volumes, secret_mounts=wiring.mounts, secret_env=wiring.env)
+        skips = deployment_skips(args, wiring.skips)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={**meta, **({"annotations": checkov_skips(skips)} if skips else {})},
-            spec=deployment_spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on or [])),
-        )
-        deployment_name = deployment.metadata.apply(lambda m: m.name)
-
-        service_ports = [{"name": "http", "port": args.service_port, "targetPort": args.serving_port,
-                          "protocol": "TCP"}]
-        if args.metrics_port and args.metrics_port != args.serving_port:
-            service_ports.append({"name": "metrics", "port": args.metrics_port, "targetPort": args.metrics_port,
-                                  "protocol": "TCP"})
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta,
-            spec={"type": "ClusterIP", "selector": match, "ports": service_ports},
-            opts=child,
-        )
-        service_name = service.metadata.apply(lambda m: m.name)
-
+            spec=deployment_spec(args, labels=labels, selector=match, pod=pod),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on or [])))
+        service = k8s.core.v1.Service(f"{name}-service", metadata=meta, spec=service_spec(args, selector=match),
+                                      opts=child)
         if args.autoscaling is not None:
-            auto = args.autoscaling
-            # ContainerResource: the app container's own use, so an idle sidecar (Nginx)
-            # does not dilute the average and delay scale-out.
-            metrics = [{"type": "ContainerResource", "containerResource": {
-                "name": "cpu", "container": APP_CONTAINER,
-                "target": {"type": "Utilization", "averageUtilization": auto.cpu_target_percent}}}]
-            if auto.memory_target_percent is not None:
-                metrics.append({"type": "ContainerResource", "containerResource": {
-                    "name": "memory", "container": APP_CONTAINER,
-                    "target": {"type": "Utilization", "averageUtilization": auto.memory_target_percent}}})
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-autoscaler",
-                metadata=meta,
-                spec={
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
-                    "minReplicas": auto.min_replicas,
-                    "maxReplicas": auto.max_replicas,
-                    "metrics": metrics,
-                    "behavior": {"scaleDown": {
-                        "stabilizationWindowSeconds": auto.scale_down_stabilization_seconds,
-                        # Scale in gently: each removed pod goes through the graceful shutdown.
-                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-                    }},
-                },
-                opts=child,
-            )
+                f"{name}-autoscaler", metadata=meta,
+                spec=hpa_spec(args.autoscaling, deployment_name=_name_of(deployment)), opts=child)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-disruption-budget", metadata=meta, spec=pdb_spec(match),
+                                          opts=child)
 
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-disruption-budget",
-            metadata=meta,
-            spec={"selector": {"matchLabels": match}, "maxUnavailable": PDB_MAX_UNAVAILABLE,
-                  "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY},
-            opts=child,
-        )
-
-        self.ingress_hostname = pulumi.Output.from_input(None)
-        self.url = pulumi.Output.format("http://{0}.{1}.svc.cluster.local:{2}", service_name, ns, args.service_port)
-        if args.ingress is not None:
-            self._ingress(name, args, meta, service_name, child)
-
-        self.deployment_name = deployment_name
-        self.service_name = service_name
-        self.service_account_name = account.metadata.apply(lambda m: m.name)
+        self.deployment_name = _name_of(deployment)
+        self.service_name = _name_of(service)
+        self.service_account_name = _name_of(account)
         self.namespace = ns
+        self.ingress_hostname = pulumi.Output.from_input(None)
+        self.url = pulumi.Output.format("http://{0}.{1}.svc.cluster.local:{2}", self.service_name, ns,
+                                        args.service_port)
+        if args.ingress is not None:
+            self._ingress(name, args, meta, child)
         self.register_outputs({
             "deployment_name": self.deployment_name, "service_name": self.service_name,
             "service_account_name": self.service_account_name, "namespace": self.namespace,
             "ingress_hostname": self.ingress_hostname, "url": self.url,
         })
 
-    def _ingress(self, name: str, args: WebServiceArgs, meta: dict, service_name: pulumi.Output[str],
-                 child: pulumi.ResourceOptions) -> None:
+    @staticmethod
+    def _config_map(name: str, files: ConfigFiles, meta: dict, child: pulumi.ResourceOptions) -> k8s.core.v1.ConfigMap:
+        # The content hash is in the name: a changed file makes a new ConfigMap, the pod
+        # template changes with it, and the pods roll. Immutable, since it never changes.
+        digest = content_hash(*(f"{k}\0{v}" for k, v in sorted(files.files.items())))
+        return k8s.core.v1.ConfigMap(
+            f"{name}-config-{files.role}",
+            metadata={**meta, "name": f"{name}-{files.role}-{digest}"},
+            data=dict(sorted(files.files.items())),
+            immutable=True,
+            opts=child)
+
+    def _ingress(self, name: str, args: WebServiceArgs, meta: dict, child: pulumi.ResourceOptions) -> None:
         ing = args.ingress
-        annotations: dict[str, str] = {}
-        tls: list[dict[str, Any]] = []
-        if isinstance(ing, AlbIngress):
-            https = ing.certificate_arn is not None
-            annotations = {
-                "alb.ingress.kubernetes.io/scheme": ing.scheme,
-                # Straight to pod IPs: no extra hop through a NodePort, and readiness
-                # gates the ALB's targets directly.
-                "alb.ingress.kubernetes.io/target-type": "ip",
-                "alb.ingress.kubernetes.io/healthcheck-path": args.health.readiness_path,
-                "alb.ingress.kubernetes.io/healthcheck-port": "traffic-port",
-                # Deregistration waits for in-flight requests no longer than the pod serves them.
-                "alb.ingress.kubernetes.io/target-group-attributes":
-                    "deregistration_delay.timeout_seconds="
-                    f"{args.prestop_delay_seconds + args.server_graceful_timeout_seconds}",
-                "alb.ingress.kubernetes.io/listen-ports":
-                    json.dumps([{"HTTP": 80}, {"HTTPS": 443}] if https else [{"HTTP": 80}]),
-            }
-            if https:
-                annotations.update({
-                    "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
-                    "alb.ingress.kubernetes.io/ssl-redirect": "443",
-                    "alb.ingress.kubernetes.io/ssl-policy": ing.ssl_policy,
-                })
-        else:
-            https = ing.tls_secret_name is not None
-            if https:
-                tls = [{"secretName": ing.tls_secret_name, **({"hosts": [ing.host]} if ing.host else {})}]
-        rule: dict[str, Any] = {"http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": service_name, "port": {"name": "http"}}}}]}}
-        if ing.host:
-            rule["host"] = ing.host
-        spec: dict[str, Any] = {"ingressClassName": ing.ingress_class_name, "rules": [rule]}
-        if tls:
-            spec["tls"] = tls
+        assert ing is not None
+        annotations = ingress_annotations(args)
         ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata={**meta, **({"annotations": annotations} if annotations else {})},
-            spec=spec,
-            opts=child,
-        )
-        scheme = "https" if https else "http"
+            spec=ingress_spec(ing, service_name=self.service_name),
+            opts=child)
+        scheme = "https" if ingress_is_https(ing) else "http"
         lb_host = ingress.status.apply(
             lambda s: (s.load_balancer.ingress[0].hostname or s.load_balancer.ingress[0].ip)
             if s and s.load_balancer and s.load_balancer.ingress else None)

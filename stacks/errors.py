@@ -143,10 +143,35 @@ def _bounds(info: FieldInfo | None) -> tuple[Any, Any]:
     return lo, hi
 
 
-def _example(info: FieldInfo | None) -> str | None:
+def _example(info: FieldInfo | None, annotation: Any = None) -> str | None:
+    """The field's own example, else one its type carries (the shared types in components/types.py
+    keep theirs in their Annotated metadata, which pydantic does not merge through `X | None`)."""
     if info is not None and info.examples:
         return str(info.examples[0])
+    for node in _annotated_chain(annotation if annotation is not None else getattr(info, "annotation", None)):
+        for meta in typing.get_args(node)[1:]:
+            if isinstance(meta, FieldInfo):
+                extra = meta.json_schema_extra if isinstance(meta.json_schema_extra, dict) else {}
+                found = meta.examples or extra.get("examples")
+                if found:
+                    return str(found[0])
     return None
+
+
+def _annotated_chain(annotation: Any) -> list[Any]:
+    """Every Annotated[...] met while unwrapping Optional/Annotated layers."""
+    found = []
+    while annotation is not None:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            found.append(annotation)
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else None
+        else:
+            break
+    return found
 
 
 def _shown(value: Any) -> str:
@@ -163,7 +188,9 @@ def _shown(value: Any) -> str:
 
 def describe(root: Any, loc: tuple, err: dict[str, Any]) -> str:
     kind, given, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    _, info = walk(root, loc)
+    # A dict key's own error: pydantic locates it at (..., key, "[key]").
+    loc = tuple(p for p in loc if p != "[key]")
+    annotation, info = walk(root, loc)
     shown_loc = _display_loc(root, loc)
     here = key(shown_loc)
 
@@ -217,7 +244,7 @@ def describe(root: Any, loc: tuple, err: dict[str, Any]) -> str:
     if kind in {"list_type"}:
         return f"{here}: must be a list, got {_shown(given)}"
     if kind == "string_pattern_mismatch":
-        example = _example(info)
+        example = _example(info, annotation)
         eg = f"; e.g. {example}" if example else ""
         return f"{here}: {_shown(given)} does not match {ctx.get('pattern')}{eg}"
     if kind in {"string_too_long", "string_too_short", "too_long", "too_short"}:

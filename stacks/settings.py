@@ -17,8 +17,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 from pydantic_core import PydanticCustomError
 
 from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
-from components.k8s_pod import HealthChecks, Resources, has_digest
+from components.k8s_pod import HealthChecks, Resources
 from components.network import ExistingVpcArgs, NewVpcArgs
+from components.types import (AcmCertificateArn, DomainName, EnvName, ImageRef, NamespaceName,
+                              has_digest)
 from stacks.errors import PROJECT, at, set_command
 
 Environment = Literal["dev", "staging", "prod"]
@@ -50,7 +52,6 @@ ConfigSecret = Annotated[SecretStr, BeforeValidator(_require_secret),
 # Env var names that carry credentials: they belong in app.secrets, encrypted.
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|DSN)",
                          re.IGNORECASE)
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class Section(BaseModel):
@@ -64,26 +65,20 @@ class Section(BaseModel):
 class AppSettings(Section):
     """The service's container: what runs, and what it is given."""
 
-    image: str = Field(
+    image: ImageRef = Field(
         description="Container image, by digest (`repo@sha256:...`, required in staging and prod) "
-                    "or by tag (dev only).",
-        examples=["ghcr.io/acme/orders@sha256:4f2a9c0e5b7d1c3e8a6f0b2d4c6e8a0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d9e1f"],
-        min_length=1)
+                    "or by tag (dev only).")
     port: int = Field(8000, ge=1024, le=65535,
                       description="Port the app listens on inside the pod. Unprivileged (>= 1024): the pod runs as non-root.")
-    env: dict[Annotated[str, Field(pattern=ENV_NAME)], str] = Field(
+    env: dict[EnvName, str] = Field(
         default_factory=dict, description="Plain environment variables. Credentials go in `secrets`.")
-    secrets: dict[Annotated[str, Field(pattern=ENV_NAME)], ConfigSecret] = Field(
+    secrets: dict[EnvName, ConfigSecret] = Field(
         default_factory=dict,
         description="Environment variables from Pulumi secrets (`pulumi config set --secret --path "
                     "'webstack:app.secrets.NAME' ...`); delivered through a Kubernetes Secret.")
-    domain: str | None = Field(None, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-                               description="Public hostname of the service, e.g. api.example.com.",
-                               examples=["api.example.com"])
-    certificate_arn: str | None = Field(
-        None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
-        description="ACM certificate for `domain` (aws target). Required with a domain on aws: HTTPS only.",
-        examples=["arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"])
+    domain: DomainName | None = Field(None, description="Public hostname of the service, e.g. api.example.com.")
+    certificate_arn: AcmCertificateArn | None = Field(
+        None, description="ACM certificate for `domain` (aws target). Required with a domain on aws: HTTPS only.")
 
     resources: Resources = Field(default_factory=Resources,
                                  description="CPU and memory requests and limits of the app container.")
@@ -132,8 +127,7 @@ NetworkSettings = Annotated[Union[NewVpcArgs, ExistingVpcArgs], Field(discrimina
 class ObservabilitySettings(Section):
     """Where the monitoring stack lives (its installation is a later capability)."""
 
-    namespace: str = Field("monitoring", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
-                           description="Namespace of Prometheus; allowed to scrape the app's pods.")
+    namespace: NamespaceName = Field("monitoring", description="Namespace of Prometheus; allowed to scrape the app's pods.")
     otlp_endpoint: str | None = Field(
         None, pattern=r"^https?://[^\s/]+(:\d+)?/?$",
         description="OpenTelemetry collector (OTLP over HTTP) the app sends traces to, e.g. "
@@ -152,8 +146,7 @@ class StackSettings(Section):
     environment: Environment = Field(description="Profile of defaults: dev, staging or prod.")
     target: Target = Field("aws", description="aws: EKS and AWS services. local: any kubeconfig context, "
                                                "in-cluster equivalents, no AWS resources.")
-    namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
-                                  description="Kubernetes namespace; default: `<project>-<stack>`.")
+    namespace: NamespaceName | None = Field(None, description="Kubernetes namespace; default: `<project>-<stack>`.")
     app: AppSettings = Field(description="The service's container image, port, env and secrets.")
     cluster: ClusterSettings = Field(default_factory=CreateClusterArgs,
                                      description="Which cluster runs the app; default: create one (aws).")

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from components.k8s_pod import Resources, parse_quantity
+from components.k8s_pod import Resources
+from components.types import parse_quantity
 
 if TYPE_CHECKING:  # settings validates with memory_problem below
     from stacks.fastapi.settings import UvicornServer

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from components.database import DatabaseArgs
-from components.k8s_pod import size_problem
+from components.types import AllowlistCidr, ImageRef, Quantity
 from components.web_service import Autoscaling
 from stacks.errors import at, set_command
 from stacks.fastapi.server import memory_problem
@@ -37,7 +36,7 @@ class UvicornServer(Section):
         "auto", description="Worker processes per pod. auto: one per whole core of app.resources.cpu_limit "
                             "(at least 1), as many as app.resources.memory_limit holds at worker_memory each. "
                             "A Python process uses one core; more pods, not more workers, is how it scales.")
-    worker_memory: str = Field(
+    worker_memory: Quantity = Field(
         "128Mi", description="Memory one idle worker takes (RSS; the reference app measures ~85Mi). "
                              "Sizes the worker count and the per-worker concurrency limit.")
     limit_concurrency: AutoOrWhole = Field(
@@ -53,7 +52,7 @@ class UvicornServer(Section):
         75, ge=1, le=4000, description="Idle keep-alive connections are closed after this many seconds. Above the "
                                        "load balancer's idle timeout (ALB: 60 s), so the balancer closes first "
                                        "and never sends on a connection the server just closed (a 502).")
-    forwarded_allow_ips: list[str] | None = Field(
+    forwarded_allow_ips: list[AllowlistCidr] | None = Field(
         None, description="CIDRs whose X-Forwarded-For/-Proto headers are trusted (the load balancer's). "
                           "Default: the VPC's CIDR when the kit creates it (ALB targets pods by IP); otherwise "
                           "none: set it to your load balancer's or ingress controller's range.",
@@ -64,32 +63,12 @@ class UvicornServer(Section):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Uvicorn and root logger level.")
 
-    @field_validator("worker_memory")
-    @classmethod
-    def _memory(cls, value: str) -> str:
-        if problem := size_problem("worker_memory", value, "128Mi"):
-            raise ValueError(problem)
-        return value
-
     @field_validator("workers", "limit_concurrency", "backlog")
     @classmethod
     def _positive(cls, value: int | str, info) -> int | str:
         bounds = {"workers": (1, 64), "limit_concurrency": (1, 100_000), "backlog": (1, 65_535)}[info.field_name]
         if isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
             raise ValueError(f"{info.field_name}: {value} is out of range ({bounds[0]}..{bounds[1]}, or auto)")
-        return value
-
-    @field_validator("forwarded_allow_ips")
-    @classmethod
-    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
-        for cidr in value or []:
-            try:
-                net = ipaddress.ip_network(cidr)
-            except ValueError:
-                raise ValueError(f"forwarded_allow_ips: not a CIDR, got {cidr!r} (e.g. 10.0.0.0/16)") from None
-            if net.prefixlen == 0:
-                raise ValueError(f"forwarded_allow_ips: {cidr!r} would let any client forge its address "
-                                 "and scheme; list the load balancer's range")
         return value
 
 
@@ -103,16 +82,10 @@ class FastApiDatabase(DatabaseArgs):
     local_password: ConfigSecret | None = Field(
         None, description="target local: password of the in-cluster server's user (a Pulumi secret). "
                           "On aws RDS generates and rotates it.")
-    local_storage: str = Field("1Gi", description="target local: size of the in-cluster server's volume.")
-    local_image: str = Field("docker.io/library/postgres:17.6-bookworm",
+    local_storage: Quantity = Field("1Gi", description="target local: size of the in-cluster server's volume.")
+    local_image: ImageRef = Field("docker.io/library/postgres:17.6-bookworm",
                              description="target local: PostgreSQL image (Debian variant: runs as the pod's non-root uid).")
 
-    @field_validator("local_storage")
-    @classmethod
-    def _storage(cls, value: str) -> str:
-        if problem := size_problem("local_storage", value, "1Gi"):
-            raise ValueError(problem)
-        return value
 
 class FastApiSection(Section):
     """FastAPI on Uvicorn."""

@@ -137,7 +137,9 @@ def test_nothing_private_is_reachable_from_the_internet(run, profile):
     monitor = run(aws_program(profile), stack=profile)
 
     assert monitor.one("aws:rds/instance:Instance").inputs["publiclyAccessible"] is False
-    for rule in monitor.all("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+    rules = monitor.all("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rules, "the database admits the pods through a rule"
+    for rule in rules:
         assert rule.inputs.get("cidrIpv4") != "0.0.0.0/0" and "referencedSecurityGroupId" in rule.inputs
     block = monitor.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(block[k] for k in ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets"))

@@ -91,8 +91,12 @@ def test_nodes_get_only_the_minimal_worker_and_ecr_pull_policies(run):
     assert attached == {"AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly"}
 
 
-def test_prod_cluster_has_deletion_protection(run):
-    assert run(create(), stack="prod").one(EKS).inputs["deletionProtection"] is True
+def test_the_cluster_has_deletion_protection_unless_turned_off(run):
+    # The component never reads the stack name; which stacks turn it off is the profile's
+    # business (tests/test_stacks.py checks the prod and dev examples).
+    assert run(create()).one(EKS).inputs["deletionProtection"] is True
+    off = CreateClusterArgs(deletion_protection=False)
+    assert run(create(off)).one(EKS).inputs["deletionProtection"] is False
 
 
 def test_kubernetes_provider_gets_a_secret_kubeconfig_after_admin_access(run):

@@ -91,12 +91,13 @@ def test_major_upgrades_never_happen_on_their_own(run):
     assert rds.inputs["autoMinorVersionUpgrade"] is True
 
 
-def test_secret_arn_is_the_rds_managed_secret(run):
+def test_secret_arn_is_the_rds_managed_secret():
     from cli.offline import run_program
 
-    outputs = run_program("prod", {}, database()).outputs
+    result = run_program("prod", {}, database())
 
-    assert outputs["secret_arn"].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-")
+    [managed] = result.monitor.one(RDS).state["masterUserSecrets"]
+    assert result.outputs["secret_arn"] == managed["secretArn"]
 
 
 def test_physical_identifier_does_not_depend_on_the_logical_name(run):

@@ -7,12 +7,12 @@ from components.namespace import NamespaceArgs
 
 
 def test_a_namespace_name_that_is_not_a_dns_label_is_refused():
-    with pytest.raises(ValidationError, match=r"namespace_name: 'Shop_Prod' is not a namespace name"):
+    with pytest.raises(ValidationError, match=r"namespace_name\n  Value error, 'Shop_Prod' is not a DNS label"):
         NamespaceArgs(namespace_name="Shop_Prod")
 
 
 def test_a_cidr_that_is_not_a_cidr_is_refused():
-    with pytest.raises(ValidationError, match=r"database_cidrs: \['10.0.0.0'\] are not IPv4 CIDRs"):
+    with pytest.raises(ValidationError, match=r"database_cidrs\.0\n  Value error, '10\.0\.0\.0' is not an IPv4 CIDR: add the prefix length"):
         NamespaceArgs(database_cidrs=["10.0.0.0"])
 
 

@@ -40,7 +40,9 @@ def test_dev_vpc_uses_two_azs_and_a_single_nat(run):
 def test_subnets_carry_the_tags_eks_load_balancing_selects_them_by(run):
     monitor = run(lambda: Network("net", NewVpcArgs()))
 
-    for subnet in monitor.all(SUBNET):
+    subnets = monitor.all(SUBNET)
+    assert len(subnets) == 6
+    for subnet in subnets:
         if "-public-" in subnet.name:
             assert subnet.inputs["tags"]["kubernetes.io/role/elb"] == "1"
         else:
@@ -56,9 +58,12 @@ def test_no_subnet_hands_out_public_ips_on_launch(run):
 def test_private_subnets_never_route_to_the_internet_gateway(run):
     monitor = run(lambda: Network("net", NewVpcArgs()))
 
-    for rt in monitor.all("aws:ec2/routeTable:RouteTable"):
-        if "private" in rt.name:
-            assert all("gatewayId" not in r for r in rt.inputs["routes"])
+    igw = monitor.one("aws:ec2/internetGateway:InternetGateway")
+    private = [rt for rt in monitor.all("aws:ec2/routeTable:RouteTable") if "private" in rt.name]
+    assert len(private) == 3, "one per AZ"
+    for rt in private:
+        assert rt.inputs["routes"] and all("gatewayId" not in r for r in rt.inputs["routes"]), rt.name
+        assert igw.id not in str(rt.inputs), rt.name
 
 
 def test_s3_gateway_endpoint_serves_every_route_table(run):

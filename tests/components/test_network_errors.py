@@ -7,12 +7,12 @@ from components.network import ExistingVpcArgs, NetworkArgs, NewVpcArgs
 
 
 def test_a_cidr_that_is_not_a_network_is_refused():
-    with pytest.raises(ValidationError, match="cidr_block: not an IPv4 network, got '10.0.0.1/16'"):
+    with pytest.raises(ValidationError, match=r"cidr_block\n  Value error, '10\.0\.0\.1/16' has host bits set; the network is 10\.0\.0\.0/16"):
         NewVpcArgs(cidr_block="10.0.0.1/16")
 
 
 def test_a_vpc_smaller_than_slash_20_is_refused():
-    with pytest.raises(ValidationError, match=r"cidr_block: prefix must be /16../20, got '10.0.0.0/24'"):
+    with pytest.raises(ValidationError, match=r"cidr_block\n  Value error, prefix must be /16\.\./20, got '10\.0\.0\.0/24'"):
         NewVpcArgs(cidr_block="10.0.0.0/24")
 
 

@@ -1,5 +1,7 @@
 """PodIdentity: a write action on Resource '*' never gets created."""
 
+import json
+
 import pulumi
 import pytest
 from pydantic import ValidationError
@@ -25,7 +27,10 @@ def test_a_wildcard_that_only_arrives_as_an_output_is_refused_once_known():
 
 
 def test_reads_on_every_resource_are_allowed():
-    Statement("Describe", ["ec2:DescribeInstances"], ["*"])
+    statement = Statement("Describe", ["ec2:DescribeInstances"], ["*"])
+
+    [rendered] = json.loads(render_policy([statement], [["*"]]))["Statement"]
+    assert (rendered["Action"], rendered["Resource"]) == (["ec2:DescribeInstances"], ["*"])
 
 
 def test_a_role_without_statements_is_refused(run):

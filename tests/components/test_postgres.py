@@ -28,8 +28,8 @@ def test_server_pod_is_restricted_and_keeps_its_volume(run):
 
 
 @pytest.mark.parametrize("args,message", [
-    ({"storage": "lots"}, "storage: 'lots' is not a quantity above zero (e.g. 1Gi)"),
-    ({"storage": "0"}, "storage: '0' is not a quantity above zero"),
+    ({"storage": "lots"}, "storage\n  Value error, 'lots' is not a Kubernetes quantity (e.g."),
+    ({"storage": "0"}, "storage\n  Value error, must be above zero, got '0'"),
     ({"image": "postgres:17", "require_digest": True}, "pinned by tag only"),
     ({"database_name": "App-DB"}, "database_name"),
 ])

@@ -108,8 +108,10 @@ def test_a_deployment_given_the_job_rolls_out_only_after_it(run):
 
     monitor = run(program)
     deployment = monitor.one("kubernetes:apps/v1:Deployment")
-    for job in monitor.all(JOB):
-        assert job.urn in deployment.dependencies
+    jobs = monitor.all(JOB)
+    assert len(jobs) == 2
+    for job in jobs:
+        assert job.urn in deployment.dependencies, job.name
 
 
 def test_the_job_manifest_passes_the_strict_kubernetes_1_34_schema(run):
