@@ -71,6 +71,7 @@ class KubeconfigClusterArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["kubeconfig"]
+    context: str | None = Field(None, description="Context to use; default: the kubeconfig's current context.")
     cluster_name: str | None = Field(None, description="EKS cluster name, for Pod Identity associations (optional).")
     cluster_security_group_id: SecurityGroupId | None = Field(
         None, description="Security group of the cluster's pods, for database ingress.")
@@ -150,7 +151,8 @@ class Cluster(pulumi.ComponentResource):
                                               if args.cluster_security_group_id else None)
         # Every Kubernetes object of the stack goes through this provider; it waits for
         # the admin access entries so the first `up` is not refused with 401.
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+        context = args.context if isinstance(args, KubeconfigClusterArgs) else None
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, context=context,
                                      opts=pulumi.ResourceOptions(parent=self, depends_on=depends))
         self.register_outputs({"kubeconfig": self.kubeconfig, "cluster_name": self.cluster_name,
                                "cluster_security_group_id": self.cluster_security_group_id,

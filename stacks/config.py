@@ -8,6 +8,7 @@ created, so bad config creates nothing.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Union
@@ -21,7 +22,7 @@ from stacks.django.settings import DjangoSettings
 from stacks.errors import ConfigError, key, problems_from
 from stacks.fastapi import settings as fastapi
 from stacks.fastapi.settings import FastApiSettings
-from stacks.settings import FRAMEWORKS, SecretValue
+from stacks.settings import FRAMEWORKS, SecretValue, StackSettings
 
 AnyStack = Annotated[Union[FastApiSettings, DjangoSettings], Field(discriminator="framework")]
 _ADAPTER: TypeAdapter = TypeAdapter(AnyStack)
@@ -45,6 +46,7 @@ def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[s
                   ) -> FastApiSettings | DjangoSettings:
     """Validates `{key: value}` (keys without the `webstack:` prefix). Raises ConfigError."""
     raw = {k: _mark_secrets(v) if k in secret_keys else v for k, v in values.items()}
+    given = copy.deepcopy(raw)  # what the stack file says, before profiles fill in defaults
     misplaced = _misplaced_sections(raw)
     for section in misplaced:
         raw.pop(section)
@@ -58,10 +60,35 @@ def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[s
         settings = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
         problems += problems_from(exc, AnyStack)
+        if raw.get("framework") not in FRAMEWORKS:
+            # Without a framework the union says only that; check the keys both frameworks share too.
+            problems += [p for p in _shared_problems(raw) if p not in problems]
         raise ConfigError(problems) from None
+    problems += [f"{key(path.split('.'))}: {reason}" for path, reason in settings.unused_keys().items()
+                 if _is_set(given, path)]
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _shared_problems(raw: dict[str, Any]) -> list[str]:
+    """Problems in the keys every stack has, for a config whose framework is missing or unknown."""
+    shared_raw = {k: v for k, v in raw.items() if k not in FRAMEWORKS}
+    shared_raw["framework"] = "unset"  # already reported
+    try:
+        StackSettings.model_validate(shared_raw)
+    except ValidationError as exc:
+        return problems_from(exc, StackSettings)
+    return []
+
+
+def _is_set(given: Mapping[str, Any], path: str) -> bool:
+    node: Any = given
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def profile_defaults(environment: str) -> dict[str, Any]:

@@ -30,6 +30,26 @@ class ConfigError(pulumi.RunError):
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
 
 
+class BuildError(pulumi.RunError):
+    """A component refused what the validated config gave it: reported like a config error, one
+    line per problem, since a traceback helps nobody deploying the kit. It means the loader let
+    through something it should have refused, so the message asks for a report."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        head = (f"{PROJECT}: the stack could not be built from this config (the config was accepted, so "
+                "this is a gap in the kit's checks: please report it):")
+        super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+
+def build_problems(exc: Exception) -> list[str]:
+    """One line per problem of an exception raised while building the stack."""
+    if isinstance(exc, ValidationError):
+        return [f"{PROJECT}: {exc.title}.{'.'.join(str(p) for p in err['loc'])}: "
+                f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors(include_url=False)]
+    return [f"{PROJECT}: {type(exc).__name__}: {exc}"]
+
+
 def key(loc: Sequence[Any]) -> str:
     """('django', 'database', 'storage_gb') -> 'webstack:django.database.storage_gb'."""
     return f"{PROJECT}:" + ".".join(str(p) for p in loc)

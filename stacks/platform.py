@@ -104,7 +104,7 @@ def build_platform(name: str, settings: StackSettings, *, parent: pulumi.Resourc
     cluster_args: Any = cluster_settings
     if isinstance(cluster_settings, ClusterKubeconfig):
         kubeconfig = pulumi.Output.secret(cluster_settings.kubeconfig.get_secret_value())
-        cluster_args = KubeconfigClusterArgs(**cluster_settings.model_dump(exclude={"kubeconfig", "context"}))
+        cluster_args = KubeconfigClusterArgs(**cluster_settings.model_dump(exclude={"kubeconfig"}))
     cluster = Cluster(f"{name}-cluster", cluster_args,
                       subnet_ids=network.private_subnet_ids if network else None,
                       kubeconfig=kubeconfig, opts=on_aws)

@@ -108,7 +108,6 @@ class ClusterKubeconfig(KubeconfigClusterArgs):
     """An existing cluster, reached with a kubeconfig held as a Pulumi secret."""
 
     kubeconfig: ConfigSecret = Field(description="The kubeconfig file's content, as a Pulumi secret.")
-    context: str | None = Field(None, description="Context to use; default: the kubeconfig's current context.")
 
 
 class ClusterContext(Section):
@@ -164,6 +163,9 @@ class StackSettings(Section):
         if self.target == "aws" and mode == "context":
             raise at("cluster.mode", "'context' is for target local; on aws use create, kubeconfig "
                                      "or stack_reference")
+        if self.target == "local" and mode == "stack_reference":
+            raise at("cluster.mode", "'stack_reference' reads an EKS cluster from a platform stack, which is "
+                                     "target aws; on local use context or kubeconfig")
         if self.target == "local" and "network" in self.model_fields_set:
             raise at("network", "target local creates no AWS network; remove the section")
         if not self.is_dev and not has_digest(self.app.image):
@@ -171,12 +173,27 @@ class StackSettings(Section):
             # rollback could not bring the old bytes back.
             raise at("app.image", f"{self.app.image!r} is pinned by tag only; {self.environment} needs an "
                                   "image by digest (repo@sha256:<64 hex>); tags are accepted in dev")
+        https_only(self)
         return self
 
     # -- derived values --------------------------------------------------------------
     @property
     def is_dev(self) -> bool:
         return self.environment == "dev"
+
+    def unused_keys(self) -> dict[str, str]:
+        """Keys that would change nothing with these settings, each with the reason: the loader
+        refuses any the stack file sets (an accepted key always does something). Each framework's
+        settings add their own."""
+        unused: dict[str, str] = {}
+        if self.target == "local":
+            unused["app.certificate_arn"] = ("target local serves through ingress-nginx; an ACM certificate is "
+                                             "for the ALB on aws: remove it")
+            for name in ("cluster_name", "cluster_security_group_id"):
+                unused[f"cluster.{name}"] = "used on target aws only (Pod Identity, database access): remove it"
+        elif self.app.domain is None:
+            unused["app.certificate_arn"] = "only used with app.domain (the ALB serves that name with it): set both"
+        return unused
 
     def k8s_namespace(self, stack: str) -> str:
         return self.namespace or f"{PROJECT}-{stack}"[:63].rstrip("-")
@@ -190,6 +207,13 @@ def database_in_cluster_vpc(settings: StackSettings) -> None:
     if not settings.cluster.cluster_security_group_id:
         raise at("cluster.cluster_security_group_id", "required with an existing cluster on aws: the "
                  "database admits only this security group (the cluster's pods)")
+
+
+def https_only(settings: StackSettings) -> None:
+    """On aws the app is served by an ALB over HTTPS only: a domain needs its certificate."""
+    if settings.target == "aws" and settings.app.domain and not settings.app.certificate_arn:
+        raise at("app.certificate_arn", f"required with app.domain {settings.app.domain!r} on aws: the ALB "
+                 "serves HTTPS only (an ACM certificate for that name, in the stack's region)")
 
 
 # What dev and staging relax of the shared sections (each framework's settings add theirs).

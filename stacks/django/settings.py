@@ -40,6 +40,16 @@ class DjangoSettings(StackSettings):
     framework: Literal["django"]
     django: DjangoSection = Field(default_factory=DjangoSection, description="Django-only settings.")
 
+    def unused_keys(self) -> dict[str, str]:
+        unused = super().unused_keys()
+        for name in ("otlp_endpoint", "trace_sample_ratio"):
+            unused[f"observability.{name}"] = "the Django stack does not export traces yet: remove it"
+        if self.target == "local":
+            for section in ("database", "static"):
+                unused[f"django.{section}"] = ("target local gives Django no RDS database and no static-files "
+                                               "bucket (an in-cluster database is planned): remove it")
+        return unused
+
     @model_validator(mode="after")
     def _database_reachable(self) -> "DjangoSettings":
         if self.target == "aws" and self.cluster.mode != "create":

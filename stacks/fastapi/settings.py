@@ -87,6 +87,10 @@ class FastApiDatabase(DatabaseArgs):
                              description="target local: PostgreSQL image (Debian variant: runs as the pod's non-root uid).")
 
 
+# DatabaseArgs keys that configure RDS only (database_name names the in-cluster database too).
+RDS_ONLY = tuple(name for name in DatabaseArgs.model_fields if name != "database_name")
+
+
 class FastApiSection(Section):
     """FastAPI on Uvicorn."""
 
@@ -100,6 +104,28 @@ class FastApiSection(Section):
 class FastApiSettings(StackSettings):
     framework: Literal["fastapi"]
     fastapi: FastApiSection = Field(default_factory=FastApiSection, description="FastAPI-only settings.")
+
+    def unused_keys(self) -> dict[str, str]:
+        unused = super().unused_keys()
+        db = self.fastapi.database
+        if not db.enabled:
+            for name in FastApiDatabase.model_fields:
+                if name != "enabled":
+                    unused[f"fastapi.database.{name}"] = ("fastapi.database.enabled is false, so there is no "
+                                                          "database: set enabled true, or remove the key")
+            if self.target == "aws" and self.cluster.mode != "create":
+                # Without a database the app needs no VPC of its own, and no database security group.
+                unused["network"] = "only used for the database here (fastapi.database.enabled is false)"
+                for name in ("cluster_name", "cluster_security_group_id"):
+                    unused[f"cluster.{name}"] = "only used for the database (fastapi.database.enabled is false)"
+        elif self.target == "local":
+            for name in RDS_ONLY:
+                unused[f"fastapi.database.{name}"] = ("an RDS setting; target local runs PostgreSQL in the "
+                                                      "cluster (local_storage, local_image): remove it")
+        else:
+            for name in ("local_storage", "local_image"):
+                unused[f"fastapi.database.{name}"] = "target local only; on aws RDS runs the database: remove it"
+        return unused
 
     @model_validator(mode="after")
     def _fits_target(self) -> "FastApiSettings":
