@@ -14,7 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, LogRetentionDays,
+from components.naming import (EKS_CLUSTER_NAME_MAX, IAM_NAME_PREFIX_MAX, LogRetentionDays, service_trust_policy,
                                physical_name, stack_prefix)
 from components.types import AllowlistCidr, SecurityGroupId
 
@@ -94,11 +94,6 @@ ClusterArgs = Annotated[Union[CreateClusterArgs, KubeconfigClusterArgs, StackRef
                         Field(discriminator="mode")]
 
 
-def _trust(service: str, *actions: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": list(actions)}]})
-
-
 def kubeconfig_for(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig that authenticates with `aws eks get-token` (no long-lived token in it)."""
     return json.dumps({
@@ -166,13 +161,14 @@ class Cluster(pulumi.ComponentResource):
         # sts:TagSession: Auto Mode tags the sessions it uses to manage nodes and volumes.
         cluster_role = aws.iam.Role(
             f"{name}-cluster-role", name_prefix=stack_prefix("eks", max_length=IAM_NAME_PREFIX_MAX),
-            assume_role_policy=_trust("eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"), opts=child)
+            assume_role_policy=service_trust_policy("eks.amazonaws.com", None,
+                                                    actions=("sts:AssumeRole", "sts:TagSession")), opts=child)
         attachments = [aws.iam.RolePolicyAttachment(
             f"{name}-cluster-{p}", role=cluster_role.name, policy_arn=f"arn:aws:iam::aws:policy/{p}", opts=child)
             for p in CLUSTER_ROLE_POLICIES]
         node_role = aws.iam.Role(
             f"{name}-node-role", name_prefix=stack_prefix("node", max_length=IAM_NAME_PREFIX_MAX),
-            assume_role_policy=_trust("ec2.amazonaws.com", "sts:AssumeRole"), opts=child)
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com", None), opts=child)
         attachments += [aws.iam.RolePolicyAttachment(
             f"{name}-node-{p}", role=node_role.name, policy_arn=f"arn:aws:iam::aws:policy/{p}", opts=child)
             for p in NODE_ROLE_POLICIES]

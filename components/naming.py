@@ -13,7 +13,6 @@ moved under a new parent.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Sequence
@@ -118,18 +117,25 @@ def is_write_action(action: str) -> bool:
     return not op.startswith(read)
 
 
-def service_trust_policy(service: str, account: pulumi.Input[str], *, actions: Sequence[str] = ("sts:AssumeRole",),
+def service_trust_policy(service: str, account: pulumi.Input[str] | None, *,
+                         actions: Sequence[str] = ("sts:AssumeRole",),
                          source_arn: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
     """A role trust policy for an AWS service acting for this account only: SourceAccount (and
     SourceArn, when the resource is known) stop another account's use of the same service from
-    assuming the role (the confused deputy)."""
+    assuming the role (the confused deputy). `account=None` leaves the condition out, for the
+    services that do not send aws:SourceAccount when they assume a role (EKS for its cluster
+    role, EC2 for an instance profile)."""
     def render(values: list) -> str:
-        condition: dict = {"StringEquals": {"aws:SourceAccount": values[0]}}
+        statement: dict = {"Effect": "Allow", "Principal": {"Service": service},
+                           "Action": actions[0] if len(actions) == 1 else list(actions)}
+        condition: dict = {}
+        if values[0] is not None:
+            condition["StringEquals"] = {"aws:SourceAccount": values[0]}
         if values[1] is not None:
             condition["ArnLike"] = {"aws:SourceArn": values[1]}
-        return json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": service},
-            "Action": actions[0] if len(actions) == 1 else list(actions), "Condition": condition}]}, sort_keys=True)
+        if condition:
+            statement["Condition"] = condition
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
 
     return pulumi.Output.all(account, source_arn).apply(render)
 
@@ -151,19 +157,3 @@ def wildcard_write_problems(document: dict) -> list[str]:
 
 def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
-
-
-def allowlist_cidrs(field: str, cidrs: list[str], *, min_prefix: int = 1) -> list[str]:
-    """Validates an allowlist of IPv4 CIDRs: each parses, none is /0 (that is no allowlist),
-    none shorter than `min_prefix`. Errors name the field and the value."""
-    for cidr in cidrs:
-        try:
-            net = ipaddress.IPv4Network(cidr)
-        except ValueError:
-            raise ValueError(f"{field}: not an IPv4 CIDR, got {cidr!r}") from None
-        if net.prefixlen == 0:
-            raise ValueError(f"{field}: {cidr!r} allows the whole internet; list your office, VPN "
-                             "or CI egress ranges instead")
-        if net.prefixlen < min_prefix:
-            raise ValueError(f"{field}: must be /{min_prefix} or longer, got {cidr!r}")
-    return cidrs

@@ -35,7 +35,6 @@ class DjangoSection(Section):
                                   description="Static files: private S3 bucket behind CloudFront (aws target).")
 
 
-
 class DjangoSettings(StackSettings):
     framework: Literal["django"]
     django: DjangoSection = Field(default_factory=DjangoSection, description="Django-only settings.")

@@ -100,7 +100,6 @@ class FastApiSection(Section):
                                       description="Optional PostgreSQL (off unless enabled).")
 
 
-
 class FastApiSettings(StackSettings):
     framework: Literal["fastapi"]
     fastapi: FastApiSection = Field(default_factory=FastApiSection, description="FastAPI-only settings.")
