@@ -34,7 +34,6 @@ from stacks.settings import ClusterContext, ClusterKubeconfig, StackSettings
 
 # Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
 LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
-POSTGRES_PORT = PORT  # RDS and the in-cluster server alike
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ from typing import Any
 
 import pulumi
 
+from components.database import PORT as DATABASE_PORT
 from components.static_cdn import StaticCdn
 from stacks.django.server import MIGRATE, gunicorn_command
 from stacks.django.settings import DjangoSettings
-from stacks.platform import (POSTGRES_PORT, app_database, app_namespace, base_exports, build_platform, release_job,
-                             web_service)
+from stacks.platform import app_database, app_namespace, base_exports, build_platform, release_job, web_service
 
 
 class DjangoStack(pulumi.ComponentResource):
@@ -22,7 +22,7 @@ class DjangoStack(pulumi.ComponentResource):
         dj = settings.django
         aws_target = settings.target == "aws"
         platform = build_platform(name, settings, parent=self, needs_network=aws_target)
-        ns = app_namespace(platform, database_port=POSTGRES_PORT, serve_port=settings.app.port)
+        ns = app_namespace(platform, database_port=DATABASE_PORT, serve_port=settings.app.port)
         outputs = base_exports(platform)
 
         # Connection facts are other resources' outputs; they reach the pods through the

@@ -6,13 +6,21 @@ from typing import Any
 
 import pulumi
 
+from components.database import PORT as DATABASE_PORT  # RDS and the in-cluster server alike
 from components.network import NewVpcArgs
 from components.postgres import InClusterPostgresArgs
 from components.web_service import ConfigFiles
 from stacks.fastapi.server import CONFIG_DIR, ServerPlan, plan_server
 from stacks.fastapi.settings import FastApiSettings
-from stacks.platform import (POSTGRES_PORT, Platform, app_database, app_namespace, base_exports, build_platform,
-                             release_job, web_service)
+from stacks.platform import (
+    Platform,
+    app_database,
+    app_namespace,
+    base_exports,
+    build_platform,
+    release_job,
+    web_service,
+)
 
 
 class FastApiStack(pulumi.ComponentResource):
@@ -25,7 +33,7 @@ class FastApiStack(pulumi.ComponentResource):
         fa = settings.fastapi
         db_args = fa.database
         platform = build_platform(name, settings, parent=self, needs_network=db_args.enabled)
-        ns = app_namespace(platform, database_port=POSTGRES_PORT if db_args.enabled else None,
+        ns = app_namespace(platform, database_port=DATABASE_PORT if db_args.enabled else None,
                            serve_port=settings.app.port)
         self.server = server_plan(platform)
         outputs = base_exports(platform)
