@@ -50,9 +50,9 @@ class Registration:
     delete_before_replace: bool
     aliases: list[str]
     replace_on_changes: list[str]
-    ignore_changes: list[str]
     inputs: dict[str, Any]  # secrets replaced by SECRET_MARK
     plain_inputs: dict[str, Any] = field(repr=False, default_factory=dict)
+    provider: str | None = None  # "<provider urn>::<provider id>", custom resources only
     id: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +82,7 @@ def _wire_to_plain(value: Any, *, reveal: bool) -> Any:
 
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that also keeps what new_resource never sees: parent,
-    dependencies, protect, retain_on_delete, aliases, and which inputs are secret."""
+    dependencies, provider, protect, retain_on_delete, aliases, and which inputs are secret."""
 
     def __init__(self, mocks: "WebstackMocks") -> None:
         super().__init__(mocks)
@@ -110,9 +110,9 @@ class RecordingMonitor(MockMonitor):
                 + [_alias_spec(a.spec) for a in request.aliases if not a.urn]
             ),
             replace_on_changes=list(request.replaceOnChanges),
-            ignore_changes=list(request.ignoreChanges),
             inputs=_wire_to_plain(wire, reveal=False),
             plain_inputs=_wire_to_plain(wire, reveal=True),
+            provider=request.provider or None,
             id=response.id or None,
         )
         reg.state = self.resources[urn].state
@@ -157,8 +157,8 @@ def _alias_spec(spec: Any) -> str:
 class WebstackMocks(pulumi.runtime.Mocks):
     """Deterministic, realistic provider outputs: what AWS and Kubernetes would answer."""
 
-    def __init__(self, region: str = REGION) -> None:
-        self.region = region
+    def __init__(self) -> None:
+        self.region = REGION
 
     # Resource outputs ------------------------------------------------------
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
@@ -192,8 +192,6 @@ class WebstackMocks(pulumi.runtime.Mocks):
             vpc = args.args.get("id") or "vpc-mock"
             return {"id": vpc, "cidrBlock": "10.0.0.0/16", "arn": f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:vpc/{vpc}",
                     "ownerId": ACCOUNT_ID, "state": "available"}
-        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
-            return {"json": _policy_json(args.args), "id": digest(token, str(args.args))}, []
         return {}, []
 
     # A platform stack's outputs, as `pulumi.StackReference` reads them -------
@@ -214,13 +212,12 @@ class WebstackMocks(pulumi.runtime.Mocks):
     # Kubernetes: the API server fills metadata and status ------------------
     def _kubernetes(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
         meta = dict(inputs.get("metadata") or {})
-        cluster_scoped = typ.split(":")[-1] in {"Namespace", "ClusterRole", "ClusterRoleBinding",
-                                                "CustomResourceDefinition", "StorageClass"}
+        # The only cluster-scoped kind the kit creates; every other object names its namespace
+        # (one that does not fails below, rather than landing in "default").
+        cluster_scoped = typ == "kubernetes:core/v1:Namespace"
         if "name" not in meta:
             # pulumi-kubernetes auto-names as <logical name>-<8 random chars>.
             meta["name"] = f"{name}-{digest(typ, name)}"
-        if not cluster_scoped and "namespace" not in meta:
-            meta["namespace"] = "default"
         meta.setdefault("uid", _uuid(typ, name))
         state = {**inputs, "metadata": meta}
         if typ == "kubernetes:core/v1:Service":
@@ -243,13 +240,13 @@ class WebstackMocks(pulumi.runtime.Mocks):
         rid = f"{name}-{h[:8]}"
         prefixes = {"Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "NatGateway": "nat",
                     "RouteTable": "rtb", "SecurityGroup": "sg", "Eip": "eipalloc",
-                    "VpcEndpoint": "vpce", "Instance": "i"}
+                    "VpcEndpoint": "vpce"}
         if module == "ec2" and kind in prefixes:
             rid = f"{prefixes[kind]}-{h}"
             state["arn"] = f"arn:aws:ec2:{region}:{acct}:{prefixes[kind]}/{rid}"
             if kind == "Subnet":
                 state.setdefault("availabilityZone", AZS[0])
-        elif module == "s3" and kind.startswith("Bucket") and kind in {"Bucket", "BucketV2"}:
+        elif module == "s3" and kind == "Bucket":
             bucket = inputs.get("bucket") or (inputs["bucketPrefix"] + _unique_suffix(h) if inputs.get("bucketPrefix")
                                               else f"{name}-{h[:7]}")
             rid = bucket
@@ -295,14 +292,13 @@ class WebstackMocks(pulumi.runtime.Mocks):
             iam_name = inputs.get("name") or (inputs["namePrefix"] + _unique_suffix(h) if inputs.get("namePrefix")
                                               else f"{name}-{h[:7]}")
             rid = iam_name
-            kind_path = {"Role": "role", "Policy": "policy", "OpenIdConnectProvider": "oidc-provider"}
-            if kind in kind_path:
-                state.update(arn=f"arn:aws:iam::{acct}:{kind_path[kind]}/{iam_name}", name=iam_name)
+            if kind == "Role":
+                state.update(arn=f"arn:aws:iam::{acct}:role/{iam_name}", name=iam_name)
         elif module == "wafv2":
             wname = inputs.get("name") or f"{name}-{h[:7]}"
             rid = _uuid("waf", name)
             scope = "global" if inputs.get("scope") == "CLOUDFRONT" else "regional"
-            res = {"WebAcl": "webacl", "IpSet": "ipset", "RuleGroup": "rulegroup"}.get(kind, kind.lower())
+            res = {"WebAcl": "webacl", "IpSet": "ipset"}.get(kind, kind.lower())
             state.update(arn=f"arn:aws:wafv2:{region}:{acct}:{scope}/{res}/{wname}/{rid}", name=wname)
         elif module == "acm" and kind == "Certificate":
             rid = f"arn:aws:acm:{region}:{acct}:certificate/{_uuid('acm', name)}"
@@ -315,10 +311,6 @@ class WebstackMocks(pulumi.runtime.Mocks):
         elif module == "route53" and kind == "Record":
             rid = f"{inputs.get('zoneId')}_{inputs.get('name')}_{inputs.get('type')}"
             state.update(fqdn=str(inputs.get("name") or name).rstrip("."))
-        elif module == "secretsmanager" and kind == "Secret":
-            sname = inputs.get("name") or f"{name}-{h[:7]}"
-            rid = f"arn:aws:secretsmanager:{region}:{acct}:secret:{sname}-{h[:6]}"
-            state.update(arn=rid, name=sname)
         elif module == "cloudwatch" and kind in ("LogDeliverySource", "LogDeliveryDestination"):
             rid = inputs.get("name") or f"{name}-{h[:7]}"
             what = "delivery-source" if kind == "LogDeliverySource" else "delivery-destination"
@@ -341,26 +333,3 @@ def _unique_suffix(h: str) -> str:
 def _uuid(*parts: str) -> str:
     h = hashlib.sha256("/".join(parts).encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-
-
-def _policy_json(args: dict) -> str:
-    import json
-
-    statements = []
-    for s in args.get("statements") or []:
-        stmt: dict[str, Any] = {"Effect": s.get("effect", "Allow")}
-        for src, dst in (("actions", "Action"), ("resources", "Resource"),
-                         ("notActions", "NotAction"), ("notResources", "NotResource")):
-            if s.get(src):
-                stmt[dst] = s[src]
-        if s.get("principals"):
-            stmt["Principal"] = {p["type"]: p["identifiers"] for p in s["principals"]}
-        if s.get("conditions"):
-            cond: dict[str, dict] = {}
-            for c in s["conditions"]:
-                cond.setdefault(c["test"], {})[c["variable"]] = c["values"]
-            stmt["Condition"] = cond
-        if s.get("sid"):
-            stmt["Sid"] = s["sid"]
-        statements.append(stmt)
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

@@ -50,7 +50,12 @@ def run_program(stack: str, config: Mapping[str, Any], program: Callable[[], Non
                 secret_keys: set[str] | frozenset[str] = frozenset(),
                 *, preview: bool = False) -> ProgramRun:
     """Runs `program` to completion under mocks; raises what the program raised."""
-    monitor = start(stack, config, secret_keys, preview=preview)
+    return run_started(start(stack, config, secret_keys, preview=preview), program)
+
+
+def run_started(monitor: RecordingMonitor, program: Callable[[], None]) -> ProgramRun:
+    """Runs `program` under the mocks `start` set up. If it raises, `monitor` still holds
+    what it registered before (every registration in flight completes first)."""
     runtime_settings.SETTINGS.rpc_manager.clear()
     _sync_await(run_pulumi_func(program))
     root = runtime_settings.get_root_resource()

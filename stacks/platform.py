@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws_provider import AwsProviderArgs, tagged_provider
 from components.cluster import Cluster, KubeconfigClusterArgs
-from components.database import PORT, Database, DatabaseArgs
+from components.database import Database, DatabaseArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.network import Network, NewVpcArgs
 from components.pod_identity import PodIdentity, PodIdentityArgs, secret_read_statements

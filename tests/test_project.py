@@ -13,16 +13,26 @@ import yaml
 from cli.reference import END, START, reference_markdown
 from cli.render import ROOT, example_stacks, run_stack
 from cli.schema import stack_file_schema
+from tests.engine.pulumi_cli import broken_projects, embedded_project_schema
 
+# A copy some checkouts have beside the repo; checked too when present, never needed.
 SHARED_SCHEMA = ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
 
 
-def test_pulumi_yaml_matches_the_official_project_schema():
-    if not SHARED_SCHEMA.is_file():
-        pytest.skip(f"the official schema is shipped beside the repo at {SHARED_SCHEMA}, not found here")
-    schema = json.loads(SHARED_SCHEMA.read_text())
+@pytest.mark.engine
+def test_pulumi_yaml_matches_the_project_schema_the_pulumi_cli_enforces():
+    """The schema compiled into the `pulumi` that tools/build-engine builds, at its pinned
+    version (tests/engine/pulumi_cli.py). tests/engine/test_project_file.py runs that CLI on it."""
+    schemas = {"the CLI's": json.loads(embedded_project_schema().read_text())}
+    if SHARED_SCHEMA.is_file():
+        schemas["../shared's"] = json.loads(SHARED_SCHEMA.read_text())
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    jsonschema.validate(project, schema)
+    for which, schema in schemas.items():
+        validator = jsonschema.Draft202012Validator(schema)
+        assert [e.message for e in validator.iter_errors(project)] == [], f"{which} schema"
+        # Mistakes the CLI refuses must fail here too, or passing proves nothing.
+        for mistake, (broken, _) in broken_projects(project).items():
+            assert list(validator.iter_errors(broken)), f"{which} schema accepts {mistake}"
     assert project["name"] == "webstack"
     assert project["runtime"]["name"] == "python"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -84,9 +85,12 @@ def test_a_bad_config_exits_non_zero_with_the_message_and_writes_nothing(tmp_pat
 
 
 def test_the_cli_renders_the_default_stack_into_out(tmp_path):
-    result = _cli("render", "--out", str(tmp_path), cwd=ROOT)
+    """`python -m cli render` with no arguments: fastapi-dev, into ./out of the working dir."""
+    result = subprocess.run([sys.executable, "-m", "cli", "render"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "fastapi-dev" / "resources.json").is_file()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["fastapi-dev"]
+    assert (tmp_path / "out" / "fastapi-dev" / "resources.json").is_file()
 
 
 def test_the_cli_render_equals_the_program_run_in_process(rendered, tmp_path):

@@ -7,21 +7,17 @@ it), which turns a missing tool into a failure: CI never skips them silently.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.engine.cluster import ENGINE_BIN, Cluster, missing_tools
+from tests.engine.pulumi_cli import require_engine
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     missing = missing_tools()
     if missing:
-        message = f"engine tools not built ({', '.join(missing)} missing in {ENGINE_BIN}); run tools/build-engine"
-        if os.environ.get("WEBSTACK_ENGINE_REQUIRED") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        require_engine(f"engine tools not built ({', '.join(missing)} missing in {ENGINE_BIN})")
     c = Cluster(tmp_path_factory.mktemp("cluster")).start()
     try:
         yield c

@@ -23,9 +23,32 @@ from tests.engine.cluster import CONTEXT, ENGINE_BIN, Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 # Not part of the program: left out of the copy.
-NOT_PROGRAM = (".git", ".venv", ".venv-tools", ".pytest_cache", "__pycache__", "out", "tests", "bench",
+NOT_PROGRAM = (".git", ".venv", ".venv-*", ".pytest_cache", ".ruff_cache", "__pycache__", "out", "tests", "bench",
                ".ci", ".github", "tools", "Pulumi.*.yaml")
 PASSPHRASE = "webstack-engine-tests"  # a throwaway stack's secrets provider; not a secret
+
+
+def cli_env(workdir: Path) -> dict[str, str]:
+    """The environment `pulumi` runs in: its own home and a file backend in `workdir/state`
+    (which the caller creates), never the user's login, plugins or cloud account."""
+    venv_bin = ROOT / ".venv" / "bin"
+    return {
+        **os.environ,
+        # The engine's own binaries first (the CLI finds its language host next to itself
+        # and the Kubernetes provider on PATH), then the program's virtualenv.
+        "PATH": os.pathsep.join([str(ENGINE_BIN), str(venv_bin), os.environ.get("PATH", "")]),
+        "PULUMI_PYTHON_CMD": str(venv_bin / "python"),
+        "PULUMI_HOME": str(workdir / "pulumi-home"),
+        "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        # Enables `--event-log` (the engine's own record of each step, used to check ordering).
+        "PULUMI_DEBUG_COMMANDS": "true",
+        # Not needed today (checked: preview and up run without it, the provider being found
+        # on PATH), but nothing can be downloaded here: a plugin the program comes to need
+        # (pulumi_aws is in the virtualenv too) then fails at once, naming the plugin.
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    }
 
 
 def secure_paths(node, path: str = "") -> list[str]:
@@ -88,25 +111,7 @@ class StackWorkspace:
         (self.project / ".venv").symlink_to(ROOT / ".venv")
         self.logs = workdir / "logs"
         self.logs.mkdir()
-        venv_bin = ROOT / ".venv" / "bin"
-        self.env = {
-            **os.environ,
-            # The engine's own binaries first (the CLI finds its language host next to itself
-            # and the Kubernetes provider on PATH), then the program's virtualenv.
-            "PATH": os.pathsep.join([str(ENGINE_BIN), str(venv_bin), os.environ.get("PATH", "")]),
-            "PULUMI_PYTHON_CMD": str(venv_bin / "python"),
-            "PULUMI_HOME": str(workdir / "pulumi-home"),
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            # Enables `--event-log` (the engine's own record of each step, used to check ordering).
-            "PULUMI_DEBUG_COMMANDS": "true",
-            # Not needed today (checked: preview and up run without it, the provider being found
-            # on PATH), but nothing can be downloaded here: a plugin the program comes to need
-            # (pulumi_aws is in the virtualenv too) then fails at once, naming the plugin.
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "KUBECONFIG": str(cluster.kubeconfig),
-        }
+        self.env = {**cli_env(workdir), "KUBECONFIG": str(cluster.kubeconfig)}
         (workdir / "state").mkdir()
         self.runs = 0
 
