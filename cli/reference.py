@@ -75,6 +75,11 @@ def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[tuple[str
             rows += _rows(variant, f"{path}.", {f"{path}.{tag_field}"})
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             rows += _rows(inner, f"{path}.", seen)
+        elif typing.get_origin(inner) is list:
+            item = _unwrap(typing.get_args(inner)[0])
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                # Each list item's keys, as `path[].key` (set with --path 'webstack:path[0].key').
+                rows += _rows(item, f"{path}[].", seen)
     return rows
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from cli.mocks import SECRET_MARK, Registration
+from components.k8s_pod import env_references, expand_env
 from cli.offline import PROJECT, ProgramRun, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,9 +211,10 @@ WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet"}
 def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """How each container of a workload starts: config/run/<Kind>-<name>.<container>.json.
 
-    The command, its env (a Secret's key shown by reference), which ConfigMap appears at
-    which path and which paths are writable emptyDirs: enough to review a server's
-    settings, or to run the same command elsewhere."""
+    The command, its env in the container's order (a Secret's key and a pod field shown by
+    reference; a value with `$(NAME)` references also as the kubelet will expand it), which
+    ConfigMap appears at which path and which paths are writable emptyDirs: enough to review a
+    server's settings, or to run the same command elsewhere."""
     if obj.get("kind") not in WORKLOADS:
         return {}
     spec = obj.get("spec") or {}
@@ -223,15 +225,22 @@ def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     empty = {v["name"] for v in pod.get("volumes") or [] if "emptyDir" in v}
     runs = {}
     for c in pod.get("containers") or []:
-        env: dict[str, Any] = {}
+        env: list[dict[str, Any]] = []
+        stand_ins: dict[str, str] = {}
         for e in c.get("env") or []:
             source = e.get("valueFrom") or {}
             if ref := source.get("secretKeyRef"):
-                env[e["name"]] = {"secret": ref.get("name"), "key": ref.get("key")}
+                env.append({"name": e["name"], "secret": ref.get("name"), "key": ref.get("key")})
+                stand_ins[e["name"]] = f"<Secret {ref.get('name')} key {ref.get('key')}>"
             elif field := source.get("fieldRef"):
-                env[e["name"]] = {"pod_field": field.get("fieldPath")}
+                env.append({"name": e["name"], "pod_field": field.get("fieldPath")})
+                stand_ins[e["name"]] = f"<pod field {field.get('fieldPath')}>"
             else:
-                env[e["name"]] = e.get("value")
+                env.append({"name": e["name"], "value": e.get("value")})
+        expanded = expand_env(c.get("env") or [], stand_ins)
+        for entry in env:
+            if "value" in entry and env_references(str(entry["value"])):
+                entry["expands_to"] = expanded[entry["name"]]
         files = {m["mountPath"]: config_maps[m["name"]] for m in c.get("volumeMounts") or []
                  if m.get("name") in config_maps}
         name = f"{obj['kind']}-{_slug((obj.get('metadata') or {}).get('name', ''))}.{_slug(c['name'])}.json"

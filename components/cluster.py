@@ -28,6 +28,28 @@ CLUSTER_ROLE_POLICIES = ("AmazonEKSClusterPolicy", "AmazonEKSComputePolicy", "Am
 # Auto Mode nodes only need to join the cluster and pull images.
 NODE_ROLE_POLICIES = ("AmazonEKSWorkerNodeMinimalPolicy", "AmazonEC2ContainerRegistryPullOnly")
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+# The Secrets Store CSI driver with the AWS provider (ASCP), as one EKS add-on: pods mount
+# Secrets Manager secrets (components/secrets_store.py). Auto Mode has no such built-in;
+# its Pod Identity agent, which ASCP uses with usePodIdentity, is built in (no add-on).
+SECRETS_STORE_ADDON = "aws-secrets-store-csi-driver-provider"
+# Values of the driver chart bundled in the add-on (key "secrets-store-csi-driver"; the
+# same keys as the add-on configuration in the ASCP repository's tests/addon_config_values.yaml).
+SECRETS_STORE_CONFIG = {"secrets-store-csi-driver": {
+    # secretObjects become Kubernetes Secrets (env vars) only with the sync RBAC installed;
+    # without it the driver mounts the files and the env's Secret never appears.
+    "syncSecret": {"enabled": True},
+    # Re-read mounted secrets, so a rotated RDS password reaches the files and the synced
+    # Secret (running containers' env vars still change only on restart).
+    "enableSecretRotation": True,
+    # RDS rotates its managed password in place (the old one stops logging in), so this is
+    # how long a container (re)started after a rotation may still get the old one. The
+    # driver's default; each re-read is a DescribeSecret per mounting pod (plus a
+    # GetSecretValue when the version changed): ~720 calls a day per pod, ~$0.11 a month.
+    "rotationPollInterval": "120s",
+    # The chart default, stated: ASCP exchanges a token of this audience for the pod's
+    # Pod Identity credentials.
+    "tokenRequests": [{"audience": "sts.amazonaws.com"}, {"audience": "pods.eks.amazonaws.com"}],
+}}
 
 _ARN = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$"
 
@@ -115,6 +137,7 @@ class Cluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str] | None
     cluster_security_group_id: pulumi.Output[str] | None
     oidc_issuer: pulumi.Output[str] | None
+    secrets_store_addon: aws.eks.Addon | None
 
     def __init__(self, name: str, args: CreateClusterArgs | KubeconfigClusterArgs | StackReferenceClusterArgs, *,
                  subnet_ids: pulumi.Input[list[str]] | None = None,
@@ -124,6 +147,8 @@ class Cluster(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         self.oidc_issuer = None
         self.node_role_arn: pulumi.Output[str] | None = None
+        # Only a cluster created here gets the add-on; on others the platform team installs the driver.
+        self.secrets_store_addon = None
         depends: list[pulumi.Resource] = []
         if isinstance(args, CreateClusterArgs):
             if subnet_ids is None:
@@ -212,6 +237,13 @@ class Cluster(pulumi.ComponentResource):
             entries.append(aws.eks.AccessPolicyAssociation(
                 f"{name}-admin-{tag}", cluster_name=cluster.name, principal_arn=arn, policy_arn=ADMIN_POLICY_ARN,
                 access_scope={"type": "cluster"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[entry])))
+
+        # Installs the SecretProviderClass CRD: SecretsManagerEnv waits for it (depends_on).
+        # OVERWRITE: a driver someone installed by hand before the first `up` is taken over.
+        self.secrets_store_addon = aws.eks.Addon(
+            f"{name}-secrets-store", cluster_name=cluster.name, addon_name=SECRETS_STORE_ADDON,
+            configuration_values=json.dumps(SECRETS_STORE_CONFIG, sort_keys=True),
+            resolve_conflicts_on_create="OVERWRITE", opts=child)
 
         self.cluster_name = cluster.name
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id

@@ -7,6 +7,9 @@ The value models here (`Resources`, `HealthChecks`) double as config sections in
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -33,6 +36,48 @@ SECRETS_MOUNT_PATH = "/var/run/secrets/app"
 SECRET_FILE_MODE = 0o440
 
 MANAGED_BY = "webstack"
+
+# Kubernetes expands `$(NAME)` in an env value to the value of a variable listed EARLIER in the
+# container's env; `$$` is a literal `$`; an unknown or later name stays as the literal text.
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def env_references(value: str) -> list[str]:
+    """The variable names `value` refers to with `$(NAME)`, in order (`$$(NAME)` is a literal)."""
+    return [m.group(1) for m in _REFERENCE.finditer(value) if m.group(1)]
+
+
+def ordered_env(values: Mapping[str, str], *, first: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The env list of a container: `first` (pod fields, Secret keys: values that refer to nothing)
+    then `values` in an order where each `$(NAME)` reference comes after NAME, so the kubelet
+    expands it. Ties keep alphabetical order; a cycle keeps the rest alphabetical (the loader
+    refuses cycles in the stack config)."""
+    done = {e["name"] for e in first}
+    pending = dict(sorted(values.items()))
+    out = list(first)
+    while pending:
+        ready = [k for k, v in pending.items() if all(r in done or r not in pending for r in env_references(v))]
+        for name in ready or list(pending):
+            out.append({"name": name, "value": pending.pop(name)})
+            done.add(name)
+    return out
+
+
+def expand_env(env: Sequence[Mapping[str, Any]], resolve: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the kubelet gives the process for `env`: each `$(NAME)` replaced by the value of a
+    variable listed earlier, `$$` by `$`. `resolve` gives the values of entries that come from
+    elsewhere (a Secret key, a pod field), by name; without one such an entry is left out."""
+    resolved: dict[str, str] = {}
+    for entry in env:
+        name = entry["name"]
+        if "value" in entry:
+            text = str(entry["value"])
+            resolved[name] = _REFERENCE.sub(
+                lambda m: "$" if m.group(0) == "$$" else resolved.get(m.group(1), m.group(0)), text)
+        elif resolve is not None and name in resolve:
+            resolved[name] = resolve[name]
+    return resolved
+
 
 def content_hash(*parts: str, length: int = 8) -> str:
     """A short sha256 of `parts`; names made from it change exactly when the content does."""
@@ -196,6 +241,24 @@ def labels(name: str, component: str) -> dict[str, str]:
 def selector(name: str) -> dict[str, str]:
     """The immutable part of the labels (a Deployment's selector cannot change)."""
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": f"{name}-{pulumi.get_stack()}"}
+
+
+@dataclass(frozen=True)
+class PodSource:
+    """Env entries for a container and the volumes they come from (e.g. a CSI-mounted secret):
+    what a component adds to a pod it does not own."""
+
+    env: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    skips: dict[str, str] = field(default_factory=dict)  # checkov checks skipped, with the reason
+
+
+def merge_sources(sources: Sequence[Any]) -> PodSource:
+    """One PodSource of several (SecretWiring has the same four attributes)."""
+    return PodSource(env=[e for s in sources for e in s.env], volumes=[v for s in sources for v in s.volumes],
+                     mounts=[m for s in sources for m in s.mounts],
+                     skips={k: v for s in sources for k, v in s.skips.items()})
 
 
 class SecretWiring:

@@ -4,13 +4,14 @@ denies everything except what a web service needs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.k8s_pod import MANAGED_BY
-from components.types import Ipv4Cidr, NamespaceName, dns_label_problem
+from components.types import DomainName, Ipv4Cidr, NamespaceName, dns_label_problem
 
 # Pod Security Admission refuses pods that could escape the container (root, host
 # namespaces, privilege escalation, extra capabilities, no seccomp profile).
@@ -20,6 +21,32 @@ POD_SECURITY_LEVEL = "restricted"
 POD_SECURITY_VERSION = "v1.34"
 # Set by the API server on every namespace since 1.22; cannot be spoofed by a user.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+class EgressRule(BaseModel):
+    """A destination the pods may connect to besides DNS, HTTPS and the database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cidr: Ipv4Cidr | None = Field(None, description="IPv4 range the pods may reach, e.g. an external database's "
+                                                    "subnet, 10.20.0.0/24.")
+    host: DomainName | None = Field(
+        None, description="A host name, e.g. smtp.example.com. Kubernetes NetworkPolicies match addresses, not "
+                          "names: with host, the port is opened to every address (prefer cidr where you know it).")
+    port: int = Field(ge=1, le=65535, description="TCP (or UDP) port, e.g. 5432, 587.")
+    protocol: Literal["TCP", "UDP"] = Field("TCP", description="Transport protocol.")
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> "EgressRule":
+        if (self.cidr is None) == (self.host is None):
+            raise ValueError("set exactly one of cidr (an IPv4 range) or host (a name), got "
+                             + ("both" if self.cidr else "neither"))
+        return self
+
+    def rule(self) -> dict:
+        """The NetworkPolicy egress rule."""
+        port = [{"protocol": self.protocol, "port": self.port}]
+        return {"to": [{"ipBlock": {"cidr": self.cidr}}], "ports": port} if self.cidr else {"ports": port}
 
 
 class NamespaceArgs(BaseModel):
@@ -47,6 +74,7 @@ class NamespaceArgs(BaseModel):
         [], description="Where the database lives (e.g. the private subnets); empty means any "
         "destination on database_port, such as an in-cluster PostgreSQL.")
     allow_https_egress: bool = Field(True, description="Pods may open TCP 443 anywhere (AWS APIs, S3, OTLP).")
+    egress: list[EgressRule] = Field([], description="Further destinations the pods may connect to.")
     allow_within_namespace: bool = Field(
         False, description="Pods of this namespace may reach each other on any port "
         "(e.g. an in-cluster PostgreSQL on the local target).")
@@ -152,6 +180,9 @@ class Namespace(pulumi.ComponentResource):
 
         if args.allow_https_egress:
             policy("allow-https", {"policyTypes": ["Egress"], "egress": [{"ports": [tcp(443)]}]})
+
+        if args.egress:
+            policy("allow-egress", {"policyTypes": ["Egress"], "egress": [r.rule() for r in args.egress]})
 
         if args.allow_within_namespace:
             same = {"podSelector": {}}

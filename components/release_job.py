@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import pulumi
@@ -14,12 +14,15 @@ from components.k8s_pod import (
     IMAGE_PULL_POLICY,
     RUN_AS_USER,
     Resources,
+    PodSource,
     SecretWiring,
     check_pinned,
     checkov_skips,
     container_security_context,
     content_hash,
     labels as make_labels,
+    merge_sources,
+    ordered_env,
     pod_security_context,
     warn_if_tagged,
     writable_volumes,
@@ -42,10 +45,11 @@ REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
 #   Deployment would roll out before the migration ran.
 
 
-def job_name(prefix: str, image: str, command: list[str]) -> str:
-    """`<prefix>-<8 hex>`: a new image or command makes a new Job, an unchanged one
-    keeps the same name, so nothing runs again."""
-    return f"{prefix}-{content_hash(image, *command)}"
+def job_name(prefix: str, image: str, command: list[str], working_dir: str | None = None) -> str:
+    """`<prefix>-<8 hex>`: a new image, command or working directory makes a new Job, an
+    unchanged one keeps the same name, so nothing runs again."""
+    extra = [f"workdir={working_dir}"] if working_dir else []
+    return f"{prefix}-{content_hash(image, *command, *extra)}"
 
 
 class ReleaseJobArgs(BaseModel):
@@ -57,6 +61,8 @@ class ReleaseJobArgs(BaseModel):
     require_digest: bool = Field(True, description="Refuse images pinned by tag only (off in dev, with a warning).")
     command: list[str] = Field(min_length=1, description="Command run once per release, "
                                "e.g. ['python', 'manage.py', 'migrate', '--noinput'].")
+    working_dir: AbsolutePath | None = Field(None, description="Directory the command runs in; default: the "
+                                                               "image's WORKDIR.")
     env: dict[EnvName, str] = Field({}, description="Plain environment variables.")
     resources: Resources = Field(Resources(), description="CPU and memory of the Job's container.")
     backoff_limit: int = Field(
@@ -88,10 +94,14 @@ class ReleaseJob(pulumi.ComponentResource):
                  namespace: pulumi.Input[str],
                  secrets: Mapping[str, pulumi.Input[str]] | None = None,
                  service_account_name: pulumi.Input[str] | None = None,
+                 sources: Sequence[PodSource] = (),
+                 depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """`service_account_name`: e.g. a WebService's account, when the step needs AWS
         access (collectstatic writing to S3). Pass the ReleaseJob to the WebService's
-        `depends_on` so the rollout waits for it."""
+        `depends_on` so the rollout waits for it.
+        `sources`: more env and the volumes it comes from (e.g. `SecretsManagerEnv.pod_source`).
+        `depends_on`: what the Job waits for before it starts (a previous release step)."""
         super().__init__("webstack:components:ReleaseJob", name, None, opts)
         if problem := dns_label_problem(name, 40):
             raise ValueError(f"ReleaseJob name: {problem}")
@@ -104,8 +114,9 @@ class ReleaseJob(pulumi.ComponentResource):
         labels = make_labels(name, "release")
         ns = pulumi.Output.from_input(namespace)
         child = pulumi.ResourceOptions(parent=self)
-        wiring = SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
-                              secrets_as=args.secrets_as, container=CONTAINER, opts=child)
+        wiring = merge_sources([SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
+                                             secrets_as=args.secrets_as, container=CONTAINER, opts=child),
+                                *sources])
         wvols, wmounts = writable_volumes(CONTAINER, args.writable_paths, args.writable_size_limit)
 
         skips = dict(wiring.skips)
@@ -122,7 +133,9 @@ class ReleaseJob(pulumi.ComponentResource):
                 "image": args.image,
                 "imagePullPolicy": IMAGE_PULL_POLICY,
                 "command": args.command,
-                "env": [{"name": k, "value": v} for k, v in sorted(args.env.items())] + wiring.env,
+                **({"workingDir": args.working_dir} if args.working_dir else {}),
+                # Secret keys first, so `$(NAME)` in a plain value can refer to them.
+                "env": ordered_env(args.env, first=wiring.env),
                 "resources": args.resources.to_k8s(),
                 "securityContext": container_security_context(),
                 "volumeMounts": wiring.mounts + wmounts,
@@ -137,7 +150,8 @@ class ReleaseJob(pulumi.ComponentResource):
         timeout = f"{args.active_deadline_seconds + 300}s"
         job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={"name": job_name(name, args.image, args.command), "namespace": ns, "labels": labels,
+            metadata={"name": job_name(name, args.image, args.command, args.working_dir), "namespace": ns,
+                      "labels": labels,
                       "annotations": {**REPLACE_UNREADY, **checkov_skips(skips)}},
             spec={
                 "backoffLimit": args.backoff_limit,
@@ -148,6 +162,9 @@ class ReleaseJob(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
+                # The Job itself waits (a component's depends_on does not reach its children):
+                # e.g. for the release step before it, or for the volume its env comes from.
+                depends_on=list(depends_on),
                 replace_on_changes=REPLACE_ON_CHANGES,
                 # The name is fixed for a given image and command: delete the old Job
                 # first, or the new one would collide with it ("already exists").

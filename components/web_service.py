@@ -17,12 +17,15 @@ from components.k8s_pod import (
     RUN_AS_USER,
     HealthChecks,
     Resources,
+    PodSource,
     SecretWiring,
     check_pinned,
     checkov_skips,
     container_security_context,
     content_hash,
     labels as make_labels,
+    merge_sources,
+    ordered_env,
     pod_security_context,
     selector as make_selector,
     warn_if_tagged,
@@ -279,9 +282,10 @@ def _http_probes(c: ExtraContainer, health: HealthChecks) -> dict[str, Any]:
 
 def app_env(args: WebServiceArgs, secret_env: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The app container's env in the order Kubernetes expands `$(NAME)`: a reference resolves
-    only to a variable listed earlier, so pod fields come first, then plain values, then secrets."""
-    return ([{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(args.pod_field_env.items())]
-            + [{"name": k, "value": v} for k, v in sorted(args.env.items())] + list(secret_env))
+    only to a variable listed earlier, so pod fields and Secret keys come first, then plain values,
+    each after the variables it refers to."""
+    fields = [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(args.pod_field_env.items())]
+    return ordered_env(args.env, first=fields + list(secret_env))
 
 
 def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], selector: dict[str, str],
@@ -493,9 +497,12 @@ class WebService(pulumi.ComponentResource):
                  namespace: pulumi.Input[str],
                  secrets: Mapping[str, pulumi.Input[str]] | None = None,
                  service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+                 sources: Sequence[PodSource] = (),
                  depends_on: Sequence[pulumi.Resource] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """`secrets`: env var name -> Pulumi secret (see `secrets_as`).
+        `sources`: more env for the app container and the volumes it comes from (e.g.
+        `SecretsManagerEnv.pod_source`); pass what creates them in `depends_on` too.
         `service_account_annotations`: e.g. the IRSA role ARN.
         `depends_on`: resources the rollout waits for, e.g. ReleaseJobs; a failed Job
         fails the update before the Deployment changes, so the old pods keep serving."""
@@ -522,8 +529,9 @@ class WebService(pulumi.ComponentResource):
             metadata={**meta, "annotations": dict(service_account_annotations or {})},
             automount_service_account_token=args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
             opts=child)
-        wiring = SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
-                              secrets_as=args.secrets_as, container=APP_CONTAINER, opts=child)
+        wiring = merge_sources([SecretWiring(f"{name}-secrets", namespace=ns, labels=labels, secrets=secrets,
+                                             secrets_as=args.secrets_as, container=APP_CONTAINER, opts=child),
+                                *sources])
         config_maps = {files.role: _name_of(self._config_map(name, files, meta, child))
                        for files in args.config_files}
         pod = pod_spec(args, service_account_name=_name_of(account), selector=match, config_maps=config_maps,

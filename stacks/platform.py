@@ -14,8 +14,9 @@ A framework stack reads as its list of parts:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pulumi
 import pulumi_aws as aws
@@ -24,13 +25,15 @@ import pulumi_kubernetes as k8s
 from components.aws_provider import AwsProviderArgs, tagged_provider
 from components.cluster import Cluster, KubeconfigClusterArgs
 from components.database import Database, DatabaseArgs
+from components.k8s_pod import PodSource
 from components.namespace import Namespace, NamespaceArgs
 from components.network import Network, NewVpcArgs
 from components.pod_identity import PodIdentity, PodIdentityArgs, secret_read_statements
 from components.postgres import InClusterPostgres, InClusterPostgresArgs
 from components.release_job import ReleaseJob, ReleaseJobArgs
+from components.secrets_store import SecretsManagerEnv, SecretsManagerEnvArgs
 from components.web_service import AlbIngress, ClassIngress, ConfigFiles, WebService, WebServiceArgs
-from stacks.settings import ClusterContext, ClusterKubeconfig, StackSettings
+from stacks.settings import ClusterContext, ClusterKubeconfig, ReleaseStep, StackSettings
 
 # Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
 LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
@@ -49,6 +52,7 @@ class Platform:
     aws_provider: aws.Provider | None = None
     network: Network | None = None
     cluster: Cluster | None = None
+    region: str | None = None  # the AWS provider's, on aws
 
     @property
     def k8s_opts(self) -> pulumi.ResourceOptions:
@@ -93,7 +97,8 @@ def build_platform(name: str, settings: StackSettings, *, parent: pulumi.Resourc
                 context=cluster_settings.context, opts=child)
         return Platform(name, settings, parent, namespace, provider)
 
-    aws_provider = tagged_provider(f"{name}-aws", AwsProviderArgs(region=aws.config.region or "us-east-1"),
+    region = aws.config.region or "us-east-1"
+    aws_provider = tagged_provider(f"{name}-aws", AwsProviderArgs(region=region),
                                    environment=settings.environment, opts=child)
     on_aws = pulumi.ResourceOptions(parent=parent, providers={"aws": aws_provider})
     network = None
@@ -107,7 +112,7 @@ def build_platform(name: str, settings: StackSettings, *, parent: pulumi.Resourc
     cluster = Cluster(f"{name}-cluster", cluster_args,
                       subnet_ids=network.private_subnet_ids if network else None,
                       kubeconfig=kubeconfig, opts=on_aws)
-    return Platform(name, settings, parent, namespace, cluster.provider, aws_provider, network, cluster)
+    return Platform(name, settings, parent, namespace, cluster.provider, aws_provider, network, cluster, region)
 
 
 def app_namespace(platform: Platform, *, database_port: int | None, serve_port: int) -> Namespace:
@@ -123,6 +128,7 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
         monitoring_namespace=s.observability.namespace,
         metrics_port=s.app.port,
         database_port=database_port,
+        egress=list(s.app.egress),
     )
     return Namespace(f"{platform.name}-ns", args, ingress_cidrs=platform.vpc_cidrs() if aws_target else None,
                      opts=platform.k8s_opts)
@@ -145,6 +151,8 @@ class AppDatabase:
     secrets: dict[str, pulumi.Input[str]]  # other resources' outputs travel in the Secret
     env: dict[str, str]
     service_account: str | None = None  # for release Jobs that read the RDS secret
+    sources: list[PodSource] = field(default_factory=list)  # env from volumes (the CSI-mounted password)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # what pods using it wait for
 
 
 def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
@@ -152,13 +160,20 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
                  local_password: pulumi.Input[str] | None = None) -> AppDatabase:
     """RDS on aws, an in-cluster PostgreSQL on local; both reached through DATABASE_* env vars."""
     s, name = platform.settings, platform.name
+    url_env = s.app.database_url_env
     if s.target == "local":
         assert local is not None and local_password is not None
         pg = InClusterPostgres(f"{name}-postgres", local, namespace=ns.name, password=local_password,
                                opts=platform.k8s_opts)
+        password = pulumi.Output.secret(local_password)
+        secrets: dict[str, pulumi.Input[str]] = {"DATABASE_HOST": pg.host, "DATABASE_PASSWORD": password,
+                                                 "PGPASSWORD": password}
+        if url_env:
+            # The kit knows the password here, so the URL carries it, percent-encoded.
+            secrets[url_env] = pulumi.Output.all(pg.host, password).apply(
+                lambda v: database_url(pg.username, v[0], pg.port, pg.database_name, "disable", password=v[1]))
         return AppDatabase(
-            host=pg.host,
-            secrets={"DATABASE_HOST": pg.host, "DATABASE_PASSWORD": pulumi.Output.secret(local_password)},
+            host=pg.host, secrets=secrets,
             env={"DATABASE_PORT": str(pg.port), "DATABASE_NAME": pg.database_name,
                  "DATABASE_USER": pg.username, "DATABASE_SSLMODE": "disable"})
     assert platform.network is not None and platform.cluster is not None
@@ -166,29 +181,48 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
     db = Database(f"{name}-db", rds, vpc_id=platform.network.vpc_id,
                   subnet_ids=platform.network.private_subnet_ids,
                   client_security_group_id=cluster.cluster_security_group_id, opts=platform.aws_opts)
-    release_account = None
-    if cluster.cluster_name is not None:
-        # RDS keeps the password in Secrets Manager; the app and its release Jobs read
-        # exactly that secret, each as its own ServiceAccount.
-        release_account = f"{name}-release"
-        k8s.core.v1.ServiceAccount(f"{name}-release-service-account",
-                                   metadata={"name": release_account, "namespace": ns.name},
-                                   automount_service_account_token=False, opts=platform.k8s_opts)
-        for role, account in (("app", platform.app_service_account), ("release", release_account)):
-            PodIdentity(f"{name}-{role}-identity", PodIdentityArgs(namespace=platform.namespace,
-                                                                   service_account=account),
-                        cluster_name=cluster.cluster_name, statements=secret_read_statements(db.secret_arn),
-                        opts=platform.aws_opts)
-    else:
-        pulumi.log.warn("cluster.cluster_name is unset: no Pod Identity is created, so pods cannot read "
-                        "the RDS-managed password; set it or grant access yourself", resource=platform.parent)
+    # The settings require the cluster's name on aws (Pod Identity needs it).
+    assert cluster.cluster_name is not None
+    # RDS keeps the password in Secrets Manager; the app and its release Jobs read exactly that
+    # secret, each as its own ServiceAccount, and the Secrets Store CSI driver hands it to them
+    # as PGPASSWORD and DATABASE_PASSWORD (no AWS code in the app).
+    release_account = f"{name}-release"
+    k8s.core.v1.ServiceAccount(f"{name}-release-service-account",
+                               metadata={"name": release_account, "namespace": ns.name},
+                               automount_service_account_token=False, opts=platform.k8s_opts)
+    identities = [PodIdentity(f"{name}-{role}-identity", PodIdentityArgs(namespace=platform.namespace,
+                                                                         service_account=account),
+                              cluster_name=cluster.cluster_name, statements=secret_read_statements(db.secret_arn),
+                              opts=platform.aws_opts)
+                  for role, account in (("app", platform.app_service_account), ("release", release_account))]
+    password = SecretsManagerEnv(
+        f"{name}-db-password",
+        SecretsManagerEnvArgs(keys={"DATABASE_PASSWORD": "password", "PGPASSWORD": "password"},
+                              region=platform.region),
+        namespace=ns.name, secret_arn=db.secret_arn, depends_on=[cluster.secrets_store_addon],
+        opts=platform.k8s_opts)
+    env = {"DATABASE_NAME": rds.database_name, "DATABASE_USER": rds.master_username, "DATABASE_SSLMODE": "require"}
+    if url_env:
+        # RDS passwords may hold '#', '?', '%' or ':', which would break a URL, so the URL names
+        # no password: libpq (psycopg, Django) and asyncpg take it from PGPASSWORD. The kubelet
+        # expands the references from the variables listed before it.
+        env[url_env] = database_url("$(DATABASE_USER)", "$(DATABASE_HOST)", "$(DATABASE_PORT)",
+                                    "$(DATABASE_NAME)", "require")
     return AppDatabase(
         host=db.address,
         secrets={"DATABASE_HOST": db.address, "DATABASE_PORT": db.port.apply(str),
                  "DATABASE_SECRET_ARN": db.secret_arn},
-        env={"DATABASE_NAME": rds.database_name, "DATABASE_USER": rds.master_username,
-             "DATABASE_SSLMODE": "require"},
-        service_account=release_account)
+        env=env, service_account=release_account, sources=[password.pod_source],
+        # Pods mount the password only once the SecretProviderClass exists and their
+        # ServiceAccounts may read the secret (the mount fails until then).
+        depends_on=[password, *identities])
+
+
+def database_url(user: str, host: str, port: int | str, name: str, sslmode: str, *,
+                 password: str | None = None) -> str:
+    """postgresql://user[:password]@host:port/name?sslmode=..., the password percent-encoded."""
+    auth = f"{user}:{quote(password, safe='')}" if password is not None else user
+    return f"postgresql://{auth}@{host}:{port}/{name}?sslmode={sslmode}"
 
 
 def app_secrets(settings: StackSettings) -> dict[str, pulumi.Output[str]]:
@@ -196,24 +230,34 @@ def app_secrets(settings: StackSettings) -> dict[str, pulumi.Output[str]]:
     return {k: pulumi.Output.secret(v.get_secret_value()) for k, v in settings.app.secrets.items()}
 
 
-def release_job(platform: Platform, ns: Namespace, role: str, command: list[str], *,
-                secrets: dict[str, pulumi.Input[str]], env: dict[str, str],
-                service_account: str | None = None) -> ReleaseJob:
-    """A release step in the new image, with the app's env and secrets; the rollout waits for it."""
+def release_jobs(platform: Platform, ns: Namespace, default: list[tuple[str, ReleaseStep]], *,
+                 secrets: dict[str, pulumi.Input[str]], env: dict[str, str],
+                 service_account: str | None = None, sources: Sequence[PodSource] = (),
+                 depends_on: Sequence[pulumi.Resource] = ()) -> list[ReleaseJob]:
+    """The release steps in the new image, with the app's env and secrets, each a Job that waits
+    for the one before; the rollout waits for them all. `default` ((role, step) pairs) runs unless
+    the stack sets `app.release`, whose steps are named release-1, release-2, ..."""
     s = platform.settings
-    return ReleaseJob(
-        f"{platform.name}-{role}",
-        ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=command,
-                       env={**env, **s.app.env}, resources=s.app.resources, secrets_as="env"),
-        namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
-        service_account_name=service_account, opts=platform.k8s_opts)
+    steps = default if s.app.release is None else [(f"release-{i}", step)
+                                                    for i, step in enumerate(s.app.release, start=1)]
+    jobs: list[ReleaseJob] = []
+    for role, step in steps:
+        jobs.append(ReleaseJob(
+            f"{platform.name}-{role}",
+            ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=step.command,
+                           working_dir=step.working_dir, env={**env, **s.app.env}, resources=s.app.resources,
+                           secrets_as="env", writable_paths=s.app.writable_paths),
+            namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
+            service_account_name=service_account, sources=sources, depends_on=[*depends_on, *jobs[-1:]],
+            opts=platform.k8s_opts))
+    return jobs
 
 
 def web_service(platform: Platform, ns: Namespace, *, command: list[str], graceful_timeout: int,
                 autoscaling: Any, secrets: dict[str, pulumi.Input[str]] | None = None,
                 env: dict[str, str] | None = None, config_files: Sequence[ConfigFiles] = (),
-                pod_field_env: dict[str, str] | None = None,
-                depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
+                pod_field_env: dict[str, str] | None = None, writable_paths: Sequence[str] = (),
+                sources: Sequence[PodSource] = (), depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
     """The app's Deployment, Service, HPA, PDB and ingress, with the app's own env winning."""
     s = platform.settings
     args = WebServiceArgs(
@@ -233,9 +277,11 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
         metrics_port=s.app.port,
         ingress=_ingress(s),
         secrets_as="env",
+        # The app's own, then the server's (e.g. the metrics directory), each once.
+        writable_paths=list(dict.fromkeys([*s.app.writable_paths, *writable_paths])),
     )
     return WebService(platform.app_service_account, args, namespace=ns.name,
-                      secrets={**app_secrets(s), **(secrets or {})} or None,
+                      secrets={**app_secrets(s), **(secrets or {})} or None, sources=sources,
                       depends_on=list(depends_on), opts=platform.k8s_opts)
 
 

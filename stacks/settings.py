@@ -17,10 +17,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 from pydantic_core import PydanticCustomError
 
 from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
-from components.k8s_pod import HealthChecks, Resources
+from components.k8s_pod import HealthChecks, Resources, env_references, ordered_env
+from components.namespace import EgressRule
 from components.network import ExistingVpcArgs, NewVpcArgs
-from components.types import (AcmCertificateArn, DomainName, EnvName, ImageRef, NamespaceName,
-                              has_digest)
+from components.types import AbsolutePath, AcmCertificateArn, DomainName, EnvName, ImageRef, NamespaceName, has_digest
 from stacks.errors import PROJECT, at, set_command
 
 Environment = Literal["dev", "staging", "prod"]
@@ -54,10 +54,39 @@ SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|A
                          re.IGNORECASE)
 
 
+# Values that are credentials whatever their variable is called: a URL with a password in it,
+# and the shapes of well-known tokens and keys. A `$(NAME)` reference is not a credential.
+SECRET_VALUES = (
+    ("a URL with a password", re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:(?!\$\()[^/\s@]+@")),
+    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
+    ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("a Stripe secret key", re.compile(r"\b[sr]k_live_[A-Za-z0-9]{10,}")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+)
+
+
+def credential_in(value: str) -> str | None:
+    """What kind of credential `value` holds, if it looks like one."""
+    return next((kind for kind, pattern in SECRET_VALUES if pattern.search(value)), None)
+
+
 class Section(BaseModel):
     """Every config section: unknown keys are errors, values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReleaseStep(Section):
+    """One command run in the new image before the rollout (a Kubernetes Job)."""
+
+    command: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="The command and its arguments, e.g. ['alembic', 'upgrade', 'head'] or "
+                                  "['sh', 'scripts/prestart.sh'] (a shell script runs through the image's shell).",
+        examples=[["alembic", "upgrade", "head"]])
+    working_dir: AbsolutePath | None = Field(None, description="Directory it runs in; default: the image's WORKDIR.")
 
 
 # --- shared sections ---------------------------------------------------------------
@@ -84,6 +113,20 @@ class AppSettings(Section):
                                  description="CPU and memory requests and limits of the app container.")
     health: HealthChecks = Field(default_factory=HealthChecks,
                                  description="Startup, readiness and liveness probe paths and timing.")
+    writable_paths: list[AbsolutePath] = Field(
+        ["/tmp"], min_length=1, description="Directories the app writes to, each an emptyDir (the image's root "
+                                            "filesystem is read-only), e.g. ['/tmp', '/app/uploads'].")
+    release: list[ReleaseStep] | None = Field(
+        None, description="Release steps run in order, each in the new image as a Job that must succeed before "
+                          "the next and before the rollout. Unset: the framework's migration step (when it has "
+                          "a database); set, it replaces it.")
+    egress: list[EgressRule] = Field(
+        default_factory=list, description="Extra destinations the pods may connect to (an external database, "
+                                          "SMTP, an API on a port other than 443). DNS and HTTPS are always open.")
+    database_url_env: EnvName | None = Field(
+        "DATABASE_URL", description="Name of the variable holding the kit's database as one URL "
+                                    "(postgresql://user[:password]@host:port/name?sslmode=...); null: none. "
+                                    "Only with the kit's database.")
 
     @field_validator("env")
     @classmethod
@@ -94,6 +137,11 @@ class AppSettings(Section):
             others = f" (also: {', '.join(leaked[1:])})" if leaked[1:] else ""
             raise at(name, f"looks like a credential, which must not be a plain env var{others}; "
                            f"store it encrypted: {set_command(('app', 'secrets', name), secret=True)}")
+        for name, value in sorted(env.items()):
+            if kind := credential_in(value):
+                # Never echo the value: it is the secret.
+                raise at(name, f"the value holds {kind}, which must not be a plain env var; store it "
+                               f"encrypted: {set_command(('app', 'secrets', name), secret=True)}")
         return env
 
     @model_validator(mode="after")
@@ -176,10 +224,42 @@ class StackSettings(Section):
         https_only(self)
         return self
 
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "StackSettings":
+        """Kubernetes expands `$(NAME)` only to a variable the container defines; any other name
+        stays literal text (a pod retrying a host named `$(DATABASE_HOST)`), so refuse it here."""
+        known = set(self.app.env) | set(self.app.secrets) | self.provided_env_names()
+        places = [(f"app.env.{name}", value) for name, value in sorted(self.app.env.items())]
+        places += [(f"app.release.{i}.command", arg) for i, step in enumerate(self.app.release or [])
+                   for arg in step.command]
+        for where, text in places:
+            unknown = [ref for ref in env_references(text) if ref not in known]
+            if unknown:
+                raise at(where, f"$({unknown[0]}) names no variable of the container, so Kubernetes would "
+                                f"leave it as literal text; known here: {', '.join(sorted(known))} "
+                                "(write $$(NAME) for a literal)")
+        # Each reference must come earlier in the env list; a cycle cannot be ordered.
+        order = [e["name"] for e in ordered_env(self.app.env, first=[{"name": n} for n in sorted(known - set(
+            self.app.env))])]
+        for name, value in sorted(self.app.env.items()):
+            later = [ref for ref in env_references(value) if order.index(ref) > order.index(name)]
+            if later:
+                raise at(f"app.env.{name}", f"refers to $({later[0]}), which refers back to it: a cycle "
+                                            "Kubernetes cannot expand")
+        return self
+
     # -- derived values --------------------------------------------------------------
     @property
     def is_dev(self) -> bool:
         return self.environment == "dev"
+
+    def has_database(self) -> bool:
+        """Whether the kit gives the app a database (each framework says when)."""
+        return False
+
+    def provided_env_names(self) -> set[str]:
+        """The variables the kit itself sets in the app's container (each framework adds its own)."""
+        return database_env_names(self.target, self.app.database_url_env) if self.has_database() else set()
 
     def unused_keys(self) -> dict[str, str]:
         """Keys that would change nothing with these settings, each with the reason: the loader
@@ -193,10 +273,25 @@ class StackSettings(Section):
                 unused[f"cluster.{name}"] = "used on target aws only (Pod Identity, database access): remove it"
         elif self.app.domain is None:
             unused["app.certificate_arn"] = "only used with app.domain (the ALB serves that name with it): set both"
+        if not self.has_database():
+            unused["app.database_url_env"] = "the kit gives this stack no database: remove it"
         return unused
 
     def k8s_namespace(self, stack: str) -> str:
         return self.namespace or f"{PROJECT}-{stack}"[:63].rstrip("-")
+
+
+# What the app's container is told about the kit's database. On aws the password is RDS's,
+# rotated in Secrets Manager, delivered by the Secrets Store CSI driver; on local it is the
+# in-cluster server's. PGPASSWORD is read by libpq (psycopg, Django) and asyncpg when a URL has none.
+DATABASE_ENV = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_SSLMODE",
+                "DATABASE_PASSWORD", "PGPASSWORD")
+DATABASE_ENV_AWS = ("DATABASE_SECRET_ARN",)
+
+
+def database_env_names(target: str, url_env: str | None) -> set[str]:
+    names = set(DATABASE_ENV) | (set(DATABASE_ENV_AWS) if target == "aws" else set())
+    return names | ({url_env} if url_env else set())
 
 
 def database_in_cluster_vpc(settings: StackSettings) -> None:
@@ -207,6 +302,9 @@ def database_in_cluster_vpc(settings: StackSettings) -> None:
     if not settings.cluster.cluster_security_group_id:
         raise at("cluster.cluster_security_group_id", "required with an existing cluster on aws: the "
                  "database admits only this security group (the cluster's pods)")
+    if not settings.cluster.cluster_name:
+        raise at("cluster.cluster_name", "required with an existing cluster on aws: the pods get the RDS-managed "
+                 "password through EKS Pod Identity associations, which name the cluster")
 
 
 def https_only(settings: StackSettings) -> None:

@@ -256,5 +256,7 @@ def test_the_rendered_run_file_is_the_deployment_command():
     runs = container_runs(obj)
     app = runs["Deployment-web-app.app.json"]
     assert app["command"] == app_container(run)["command"]
-    assert app["env"]["DATABASE_PASSWORD"]["key"] == "DATABASE_PASSWORD"
+    env = {e["name"]: e for e in app["env"]}
+    assert env["DATABASE_PASSWORD"]["key"] == "DATABASE_PASSWORD"
+    assert [e["name"] for e in app["env"]] == [e["name"] for e in app_container(run)["env"]], "in the pod's order"
     assert list(app["files"]) == ["/etc/webstack/uvicorn"]

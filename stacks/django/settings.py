@@ -39,6 +39,13 @@ class DjangoSettings(StackSettings):
     framework: Literal["django"]
     django: DjangoSection = Field(default_factory=DjangoSection, description="Django-only settings.")
 
+    def has_database(self) -> bool:
+        return self.target == "aws"
+
+    def provided_env_names(self) -> set[str]:
+        static = {"STATIC_URL", "AWS_STORAGE_BUCKET_NAME"} if self.target == "aws" else set()
+        return super().provided_env_names() | static
+
     def unused_keys(self) -> dict[str, str]:
         unused = super().unused_keys()
         for name in ("otlp_endpoint", "trace_sample_ratio"):

@@ -10,7 +10,8 @@ from components.database import PORT as DATABASE_PORT
 from components.static_cdn import StaticCdn
 from stacks.django.server import MIGRATE, gunicorn_command
 from stacks.django.settings import DjangoSettings
-from stacks.platform import app_database, app_namespace, base_exports, build_platform, release_job, web_service
+from stacks.platform import app_database, app_namespace, base_exports, build_platform, release_jobs, web_service
+from stacks.settings import ReleaseStep
 
 
 class DjangoStack(pulumi.ComponentResource):
@@ -30,22 +31,26 @@ class DjangoStack(pulumi.ComponentResource):
         wiring: dict[str, pulumi.Input[str]] = {}
         env: dict[str, str] = {}
         release_account = None
+        sources: list = []
+        database_ready: list = []
         if aws_target:
             db = app_database(platform, ns, dj.database)
             static = StaticCdn(f"{name}-static", dj.static, opts=platform.aws_opts)
             wiring = {**db.secrets, "STATIC_URL": static.url.apply(lambda u: f"{u}/"),
                       "AWS_STORAGE_BUCKET_NAME": static.bucket_name}
             env, release_account = db.env, db.service_account
+            sources, database_ready = db.sources, db.depends_on
             outputs["database_host"] = db.host
             outputs["static_url"] = static.url
 
-        migrate = release_job(platform, ns, "migrate", MIGRATE, secrets=wiring, env=env,
-                              service_account=release_account)
+        jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE))], secrets=wiring, env=env,
+                            service_account=release_account, sources=sources, depends_on=database_ready)
         web = web_service(platform, ns, command=gunicorn_command(dj.server, settings.app.port),
                           graceful_timeout=dj.server.graceful_timeout_seconds, autoscaling=dj.autoscaling,
-                          secrets=wiring, env=env, depends_on=[migrate])
+                          secrets=wiring, env=env, sources=sources, depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
-        outputs["migration_job"] = migrate.job_name
+        if jobs:
+            outputs["release_jobs"] = [job.job_name for job in jobs]
         self.outputs = outputs
         self.register_outputs(outputs)
 

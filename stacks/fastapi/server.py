@@ -53,6 +53,7 @@ class ServerPlan:
     env: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)  # file name -> content, mounted at CONFIG_DIR
     pod_field_env: dict[str, str] = field(default_factory=dict)  # env name -> pod field (downward API)
+    writable_paths: list[str] = field(default_factory=list)  # directories the server itself needs writable
 
 
 # Which pod, namespace and node a span came from: OpenTelemetry's Kubernetes resource attributes,
@@ -101,18 +102,24 @@ def memory_problem(server: "UvicornServer", resources: Resources) -> str | None:
     return None
 
 
-def log_config(level: str) -> str:
-    """dictConfig for Uvicorn and the app: JSON lines on stdout, record extras (trace ids) included."""
+FORMATTERS = {
+    # JSON lines, record extras (trace ids) included: needs python-json-logger in the image.
+    "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    # The standard library's own, for an image without python-json-logger.
+    "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+}
+
+
+def log_config(level: str, log_format: str = "json") -> str:
+    """dictConfig for Uvicorn and the app: one line per record on stdout."""
     upper = level.upper()
     config = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }},
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+        "formatters": {log_format: FORMATTERS[log_format]},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": log_format,
                                 "stream": "ext://sys.stdout"}},
         "root": {"level": upper, "handlers": ["stdout"]},
         "loggers": {name: {"level": upper, "handlers": [], "propagate": True}
@@ -147,7 +154,6 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
                 "--log-config", f"{CONFIG_DIR}/{LOG_CONFIG}"]
 
     env = {
-        "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR,
         "OTEL_SERVICE_NAME": service_name,
         "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={environment},service.namespace={service_name},"
                                     + K8S_RESOURCE_ATTRIBUTES,
@@ -163,6 +169,11 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
     else:
         # No collector yet: spans are still created (trace ids in logs), just not sent.
         env["OTEL_TRACES_EXPORTER"] = "none"
+    if server.metrics:
+        # prometheus_client's multiprocess mode needs the directory to exist (its own emptyDir,
+        # so every new pod starts without a dead worker's files).
+        env["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
     return ServerPlan(workers=workers, limit_concurrency=limit, backlog=backlog, command=command, env=env,
-                      files={LOG_CONFIG: log_config(server.log_level)}, pod_field_env=dict(POD_FIELD_ENV))
+                      files={LOG_CONFIG: log_config(server.log_level, server.log_format)},
+                      pod_field_env=dict(POD_FIELD_ENV), writable_paths=[METRICS_DIR] if server.metrics else [])
 

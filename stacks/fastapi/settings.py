@@ -11,7 +11,7 @@ from components.database import DatabaseArgs
 from components.types import AllowlistCidr, ImageRef, Quantity
 from components.web_service import Autoscaling
 from stacks.errors import at, set_command
-from stacks.fastapi.server import memory_problem
+from stacks.fastapi.server import memory_problem, plan_server
 from stacks.settings import PROXY_IDLE_TIMEOUT_SECONDS, ConfigSecret, Section, StackSettings, database_in_cluster_vpc
 
 
@@ -62,6 +62,12 @@ class UvicornServer(Section):
                            "traces describe requests, and JSON logs keep errors with their trace id. dev: on.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Uvicorn and root logger level.")
+    log_format: Literal["json", "plain"] = Field(
+        "json", description="json: one JSON object per line (needs python-json-logger in the image); plain: "
+                            "Python's default text format, for an image without it.")
+    metrics: bool = Field(
+        True, description="Prometheus metrics across workers (prometheus_client's multiprocess mode): the kit "
+                          "sets PROMETHEUS_MULTIPROC_DIR to an emptyDir of its own. false: neither is set.")
 
     @field_validator("workers", "limit_concurrency", "backlog")
     @classmethod
@@ -104,6 +110,16 @@ class FastApiSettings(StackSettings):
     framework: Literal["fastapi"]
     fastapi: FastApiSection = Field(default_factory=FastApiSection, description="FastAPI-only settings.")
 
+    def has_database(self) -> bool:
+        return self.fastapi.database.enabled
+
+    def provided_env_names(self) -> set[str]:
+        plan = plan_server(self.fastapi.server, self.app.resources, port=self.app.port, service_name="app",
+                           environment=self.environment, trusted_proxies=[],
+                           otlp_endpoint=self.observability.otlp_endpoint,
+                           trace_sample_ratio=self.observability.trace_sample_ratio)
+        return super().provided_env_names() | set(plan.env) | set(plan.pod_field_env)
+
     def unused_keys(self) -> dict[str, str]:
         unused = super().unused_keys()
         db = self.fastapi.database
@@ -124,6 +140,9 @@ class FastApiSettings(StackSettings):
         else:
             for name in ("local_storage", "local_image"):
                 unused[f"fastapi.database.{name}"] = "target local only; on aws RDS runs the database: remove it"
+        if db.enabled and self.app.release is not None:
+            unused["fastapi.database.migrate_command"] = ("app.release replaces the migration step: list the "
+                                                          "migration command there, as its first step")
         return unused
 
     @model_validator(mode="after")

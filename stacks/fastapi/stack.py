@@ -18,9 +18,10 @@ from stacks.platform import (
     app_namespace,
     base_exports,
     build_platform,
-    release_job,
+    release_jobs,
     web_service,
 )
+from stacks.settings import ReleaseStep
 
 
 class FastApiStack(pulumi.ComponentResource):
@@ -40,25 +41,32 @@ class FastApiStack(pulumi.ComponentResource):
 
         secrets: dict[str, pulumi.Input[str]] = {}
         env: dict[str, str] = dict(self.server.env)
-        depends_on = []
+        release_env: dict[str, str] = {}
+        service_account = None
+        default_release = []
+        sources: list = []
+        database_ready: list = []
         if db_args.enabled:
             local = InClusterPostgresArgs(image=db_args.local_image, storage=db_args.local_storage,
                                           database_name=db_args.database_name)
             password = db_args.local_password.get_secret_value() if db_args.local_password else None
             db = app_database(platform, ns, db_args, local=local, local_password=password)
-            secrets, env = dict(db.secrets), {**env, **db.env}
-            migrate = release_job(platform, ns, "migrate", db_args.migrate_command, secrets=secrets, env=db.env,
-                                  service_account=db.service_account)
-            depends_on.append(migrate)
+            secrets, env, release_env = dict(db.secrets), {**env, **db.env}, db.env
+            service_account, sources, database_ready = db.service_account, db.sources, db.depends_on
+            default_release = [("migrate", ReleaseStep(command=db_args.migrate_command))]
             outputs["database_host"] = db.host
-            outputs["migration_job"] = migrate.job_name
+        jobs = release_jobs(platform, ns, default_release, secrets=secrets, env=release_env,
+                            service_account=service_account, sources=sources, depends_on=database_ready)
+        if jobs:
+            outputs["release_jobs"] = [job.job_name for job in jobs]
 
         web = web_service(platform, ns, command=self.server.command,
                           graceful_timeout=fa.server.graceful_timeout_seconds,
                           autoscaling=fa.autoscaling, secrets=secrets, env=env,
                           pod_field_env=self.server.pod_field_env,
                           config_files=[ConfigFiles(role="uvicorn", mount_path=CONFIG_DIR, files=self.server.files)],
-                          depends_on=depends_on)
+                          writable_paths=self.server.writable_paths, sources=sources,
+                          depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
         self.outputs = outputs
         self.register_outputs(outputs)

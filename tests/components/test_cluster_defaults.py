@@ -127,3 +127,37 @@ def test_stack_reference_mode_reads_the_kubeconfig_as_a_secret(run):
     assert provider.inputs["kubeconfig"] == "[secret]"
     assert json.loads(provider.plain_inputs["kubeconfig"])["kind"] == "Config"
     assert not monitor.all(EKS)
+
+
+def test_a_created_cluster_gets_the_secrets_store_add_on_with_sync_and_rotation(run):
+    monitor = run(create())
+
+    addon = monitor.one("aws:eks/addon:Addon")
+    assert addon.inputs["addonName"] == "aws-secrets-store-csi-driver-provider"
+    assert addon.inputs["clusterName"] == monitor.one(EKS).inputs["name"]
+    assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
+    driver = json.loads(addon.inputs["configurationValues"])["secrets-store-csi-driver"]
+    assert driver["syncSecret"] == {"enabled": True}
+    assert driver["enableSecretRotation"] is True
+    assert driver["rotationPollInterval"].endswith("s")
+    assert {"audience": "pods.eks.amazonaws.com"} in driver["tokenRequests"]
+
+
+def test_auto_mode_needs_no_pod_identity_agent_add_on(run):
+    names = [a.inputs["addonName"] for a in run(create()).all("aws:eks/addon:Addon")]
+
+    assert "eks-pod-identity-agent" not in names
+
+
+def test_clusters_the_kit_does_not_create_get_no_add_on(run):
+    store: list = []
+
+    def program():
+        store.append(Cluster("eks", KubeconfigClusterArgs(mode="kubeconfig"),
+                             kubeconfig=pulumi.Output.secret('{"kind": "Config"}')))
+        store.append(Cluster("ref", StackReferenceClusterArgs(mode="stack_reference", stack="acme/platform/prod")))
+
+    monitor = run(program)
+
+    assert not monitor.all("aws:eks/addon:Addon")
+    assert [c.secrets_store_addon for c in store] == [None, None]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from components.k8s_pod import expand_env
 from components.web_service import (AlbIngress, Autoscaling, ClassIngress, ConfigFiles, ExtraContainer,
                                     WebServiceArgs, app_env, deployment_spec, hpa_spec, ingress_annotations,
                                     ingress_spec, pod_spec, service_spec)
@@ -18,11 +19,20 @@ def pod(args: WebServiceArgs, **kwargs):
     return pod_spec(args, service_account_name="web", selector=SELECTOR, **kwargs)
 
 
-def test_env_lists_pod_fields_then_values_then_secrets_so_references_expand():
+def test_env_lists_pod_fields_and_secrets_then_each_value_after_what_it_refers_to():
     args = WebServiceArgs(image=IMAGE, pod_field_env={"POD_NAME": "metadata.name"},
-                          env={"OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=$(POD_NAME)"})
-    env = app_env(args, [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "TOKEN"}}}])
-    assert [e["name"] for e in env] == ["POD_NAME", "OTEL_RESOURCE_ATTRIBUTES", "TOKEN"]
+                          env={"A_URL": "postgresql://$(B_USER)@$(DATABASE_HOST)/x", "B_USER": "app",
+                               "OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=$(POD_NAME)"})
+    env = app_env(args, [{"name": "DATABASE_HOST", "valueFrom": {"secretKeyRef": {"name": "s", "key": "H"}}}])
+    assert [e["name"] for e in env] == ["POD_NAME", "DATABASE_HOST", "B_USER", "OTEL_RESOURCE_ATTRIBUTES", "A_URL"]
+    expanded = expand_env(env, {"POD_NAME": "web-1", "DATABASE_HOST": "db"})
+    assert expanded["A_URL"] == "postgresql://app@db/x"
+    assert expanded["OTEL_RESOURCE_ATTRIBUTES"] == "k8s.pod.name=web-1"
+
+
+def test_expansion_follows_the_kubelet_escaped_unknown_and_later_names_stay_literal():
+    env = [{"name": "A", "value": "$(B)-$$(B)-$(NOPE)"}, {"name": "B", "value": "b"}, {"name": "C", "value": "$(B)"}]
+    assert expand_env(env) == {"A": "$(B)-$(B)-$(NOPE)", "B": "b", "C": "b"}
 
 
 def test_grace_period_covers_prestop_and_the_servers_drain():

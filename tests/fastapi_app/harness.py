@@ -456,7 +456,11 @@ class RenderedRun:
         self.doc = doc = json.loads(path.read_text())
         self.command: list[str] = list(doc.get("command") or [])
         self.args: list[str] = list(doc.get("args") or [])
-        self.env: dict[str, Any] = dict(doc.get("env") or {})
+        # name -> the plain value, or the reference ({"secret", "key"} or {"pod_field"}), in the
+        # container's order (the render lists them in order, as the kubelet expands them).
+        self.env: dict[str, Any] = {e["name"]: e["value"] if "value" in e else
+                                    {k: v for k, v in e.items() if k not in ("name", "expands_to")}
+                                    for e in doc.get("env") or []}
         self.files: dict[str, str] = dict(doc.get("files") or {})
         self.working_dir: str | None = doc.get("working_dir")
 

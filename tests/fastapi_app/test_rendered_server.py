@@ -46,7 +46,7 @@ def app_database(postgres, rendered) -> dict[str, str]:
     postgres.psql("postgres", f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{PASSWORD}'")
     postgres.psql("postgres", f'CREATE DATABASE "{name}" OWNER "{user}"')
     return {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(postgres.port), "DATABASE_USER": user,
-            "DATABASE_NAME": name, "DATABASE_PASSWORD": PASSWORD,
+            "DATABASE_NAME": name, "DATABASE_PASSWORD": PASSWORD, "PGPASSWORD": PASSWORD,
             "DATABASE_URL": f"postgresql://{user}:{PASSWORD}@127.0.0.1:{postgres.port}/{name}"}
 
 
