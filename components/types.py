@@ -28,7 +28,7 @@ _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
 def dns_label_problem(value: str, max_length: int = 63) -> str | None:
-    if len(value) <= max_length and _DNS_LABEL.match(value):
+    if len(value) <= max_length and _DNS_LABEL.fullmatch(value):
         return None
     return (f"{value!r} is not a DNS label (lowercase letters, digits and '-', starting and ending "
             f"with a letter or digit, at most {max_length} characters)")
@@ -58,7 +58,7 @@ _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 
 def _env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not an environment variable name (letters, digits and '_', "
                          "not starting with a digit)")
     return value
@@ -110,7 +110,7 @@ _QUANTITY_MAX = Decimal(2**63) / 1000
 
 def parse_quantity(value: str) -> Decimal:
     """A Kubernetes quantity ("250m", "1.5", "512Mi", "1e3") as a number of base units."""
-    match = _QUANTITY.match(value)
+    match = _QUANTITY.fullmatch(value)
     if not match:
         raise ValueError(value)
     suffix = match.group("suffix") or ""
@@ -145,8 +145,14 @@ Quantity = Annotated[str, AfterValidator(_quantity),
 # --- container images -----------------------------------------------------------------
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-_TAG = re.compile(r":([\w][\w.-]{0,127})$")
-IMAGE_PATTERN = r"^[^\s@]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$"
+_TAG = re.compile(r":([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+# The image reference grammar (distribution/reference): an optional registry host[:port], then
+# lowercase path components separated by '/', then a tag and/or a digest (the kit wants one).
+_HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_NAME_PATTERN = rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*"
+IMAGE_PATTERN = rf"^{IMAGE_NAME_PATTERN}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
+_IMAGE = re.compile(IMAGE_PATTERN)
 
 
 def has_digest(image: str) -> bool:
@@ -154,13 +160,14 @@ def has_digest(image: str) -> bool:
 
 
 def image_problem(image: str) -> str | None:
-    """Why `image` can never be deployed (no tag nor digest, or :latest), else None."""
-    if not image or any(c.isspace() for c in image) or image.count("@") > 1:
-        return f"{image!r} is not an image reference"
+    """Why `image` can never be deployed (not a reference, no tag nor digest, or :latest), else None."""
+    if "@" in image and not _DIGEST.search(image):
+        return f"{image!r} has a malformed digest; use repo@sha256:<64 hex>"
+    if not _IMAGE.fullmatch(image):
+        return (f"{image!r} is not an image reference (registry/name:tag or registry/name@sha256:<64 hex>; "
+                "lowercase name)")
     if _DIGEST.search(image):
         return None
-    if "@" in image:
-        return f"{image!r} has a malformed digest; use repo@sha256:<64 hex>"
     tag = _TAG.search(image.rsplit("/", 1)[-1])
     if not tag:
         return f"{image!r} has neither a tag nor a digest; pin a digest (repo@sha256:...) or, in dev, a tag"
@@ -243,5 +250,5 @@ SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$", examples=["s
 
 def env_names_problem(names: list[str]) -> str | None:
     """For names passed outside a model (a component's `secrets=` keyword)."""
-    bad = [n for n in names if not _ENV_NAME.match(n)]
+    bad = [n for n in names if not _ENV_NAME.fullmatch(n)]
     return f"{bad} are not environment variable names (letters, digits, '_')" if bad else None

@@ -39,7 +39,8 @@ def stack_config(**overrides):
     return config
 
 
-@pytest.mark.parametrize("name", ["1st-team", "a", "a" * 63, "a" * 64, "-a", "a-", "Shop", "shop_prod", "shop.prod"])
+@pytest.mark.parametrize("name", ["1st-team", "a", "a" * 63, "a" * 64, "-a", "a-", "Shop", "shop_prod", "shop.prod",
+                                  "shop\n"])
 def test_config_and_namespace_component_agree_on_namespace_names(name):
     in_config = accepts(lambda v: TypeAdapter(StackSettings.model_fields["namespace"].annotation).validate_python(v),
                         name)
@@ -57,7 +58,8 @@ def test_config_and_alb_ingress_agree_on_certificate_arns(arn):
     assert in_config == in_component
 
 
-@pytest.mark.parametrize("image", ["shop", "shop:latest", "shop:1.0", DIGEST, "shop@sha256:abc", "a b:1", ""])
+@pytest.mark.parametrize("image", ["shop", "shop:latest", "shop:1.0", DIGEST, "shop@sha256:abc", "a b:1", "",
+                                   "localhost:5000/team/shop:1", "Shop:1", "\u00b0:0", "shop:1\n", "shop:\u00e9"])
 def test_config_and_workloads_agree_on_image_references(image):
     in_config = accepts(lambda v: AppSettings(image=v), image)
     in_web = accepts(lambda v: WebServiceArgs(image=v, require_digest=False), image)
