@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,6 +37,10 @@ SECRET_FILE_MODE = 0o440
 
 MANAGED_BY = "webstack"
 
+# What a container may read about its own pod through the downward API (`pod_field_env`).
+PodField = Literal["metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                   "spec.serviceAccountName", "status.podIP", "status.hostIP"]
+
 # Kubernetes expands `$(NAME)` in an env value to the value of a variable listed EARLIER in the
 # container's env; `$$` is a literal `$`; an unknown or later name stays as the literal text.
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -61,6 +65,11 @@ def ordered_env(values: Mapping[str, str], *, first: Sequence[dict[str, Any]] = 
             out.append({"name": name, "value": pending.pop(name)})
             done.add(name)
     return out
+
+
+def pod_field_entries(fields: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Env entries the kubelet fills from the pod's own fields (downward API), by name."""
+    return [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(fields.items())]
 
 
 def expand_env(env: Sequence[Mapping[str, Any]], resolve: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from components.k8s_pod import (
     IMAGE_PULL_POLICY,
     RUN_AS_USER,
     Resources,
+    PodField,
     PodSource,
     SecretWiring,
     check_pinned,
@@ -23,6 +24,7 @@ from components.k8s_pod import (
     labels as make_labels,
     merge_sources,
     ordered_env,
+    pod_field_entries,
     pod_security_context,
     warn_if_tagged,
     writable_volumes,
@@ -64,6 +66,9 @@ class ReleaseJobArgs(BaseModel):
     working_dir: AbsolutePath | None = Field(None, description="Directory the command runs in; default: the "
                                                                "image's WORKDIR.")
     env: dict[EnvName, str] = Field({}, description="Plain environment variables.")
+    pod_field_env: dict[EnvName, PodField] = Field(
+        {}, description="Environment variables the command reads from its own pod (downward API), as the app's "
+        "pods get them, so `$(NAME)` in `env` expands the same way in both.")
     resources: Resources = Field(Resources(), description="CPU and memory of the Job's container.")
     backoff_limit: int = Field(
         1, ge=0, le=10, description="Retries after a failed pod; low, since a release step that fails "
@@ -135,7 +140,7 @@ class ReleaseJob(pulumi.ComponentResource):
                 "command": args.command,
                 **({"workingDir": args.working_dir} if args.working_dir else {}),
                 # Secret keys first, so `$(NAME)` in a plain value can refer to them.
-                "env": ordered_env(args.env, first=wiring.env),
+                "env": ordered_env(args.env, first=pod_field_entries(args.pod_field_env) + wiring.env),
                 "resources": args.resources.to_k8s(),
                 "securityContext": container_security_context(),
                 "volumeMounts": wiring.mounts + wmounts,

@@ -17,6 +17,7 @@ from components.k8s_pod import (
     RUN_AS_USER,
     HealthChecks,
     Resources,
+    PodField,
     PodSource,
     SecretWiring,
     check_pinned,
@@ -26,6 +27,7 @@ from components.k8s_pod import (
     labels as make_labels,
     merge_sources,
     ordered_env,
+    pod_field_entries,
     pod_security_context,
     selector as make_selector,
     warn_if_tagged,
@@ -40,9 +42,6 @@ __all__ = [
 ]
 
 APP_CONTAINER = "app"
-# What a container may read about its own pod through the downward API (`pod_field_env`).
-PodField = Literal["metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
-                   "spec.serviceAccountName", "status.podIP", "status.hostIP"]
 # New pods must be Ready before an old one goes: capacity never drops during a rollout.
 MAX_UNAVAILABLE = 0
 MAX_SURGE = "25%"
@@ -284,8 +283,7 @@ def app_env(args: WebServiceArgs, secret_env: Sequence[dict[str, Any]] = ()) -> 
     """The app container's env in the order Kubernetes expands `$(NAME)`: a reference resolves
     only to a variable listed earlier, so pod fields and Secret keys come first, then plain values,
     each after the variables it refers to."""
-    fields = [{"name": k, "valueFrom": {"fieldRef": {"fieldPath": f}}} for k, f in sorted(args.pod_field_env.items())]
-    return ordered_env(args.env, first=fields + list(secret_env))
+    return ordered_env(args.env, first=pod_field_entries(args.pod_field_env) + list(secret_env))
 
 
 def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], selector: dict[str, str],

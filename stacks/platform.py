@@ -233,6 +233,7 @@ def app_secrets(settings: StackSettings) -> dict[str, pulumi.Output[str]]:
 def release_jobs(platform: Platform, ns: Namespace, default: list[tuple[str, ReleaseStep]], *,
                  secrets: dict[str, pulumi.Input[str]], env: dict[str, str],
                  service_account: str | None = None, sources: Sequence[PodSource] = (),
+                 pod_field_env: dict[str, str] | None = None,
                  depends_on: Sequence[pulumi.Resource] = ()) -> list[ReleaseJob]:
     """The release steps in the new image, with the app's env and secrets, each a Job that waits
     for the one before; the rollout waits for them all. `default` ((role, step) pairs) runs unless
@@ -246,11 +247,18 @@ def release_jobs(platform: Platform, ns: Namespace, default: list[tuple[str, Rel
             f"{platform.name}-{role}",
             ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=step.command,
                            working_dir=step.working_dir, env={**env, **s.app.env}, resources=s.app.resources,
+                           # The app's pod fields too, so `$(NAME)` in app.env expands here as in the pods.
+                           pod_field_env=_own_pod_fields(s, pod_field_env),
                            secrets_as="env", writable_paths=s.app.writable_paths),
             namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
             service_account_name=service_account, sources=sources, depends_on=[*depends_on, *jobs[-1:]],
             opts=platform.k8s_opts))
     return jobs
+
+
+def _own_pod_fields(settings: StackSettings, fields: dict[str, str] | None) -> dict[str, str]:
+    """As with `env`, a name the user sets in app.env wins over the kit's pod field."""
+    return {k: f for k, f in (fields or {}).items() if k not in settings.app.env}
 
 
 def web_service(platform: Platform, ns: Namespace, *, command: list[str], graceful_timeout: int,
@@ -266,8 +274,7 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
         port=s.app.port,
         command=command,
         env={**(env or {}), **s.app.env},
-        # As with `env`, a name the user sets in app.env wins.
-        pod_field_env={k: f for k, f in (pod_field_env or {}).items() if k not in s.app.env},
+        pod_field_env=_own_pod_fields(s, pod_field_env),
         config_files=list(config_files),
         resources=s.app.resources,
         health=s.app.health,

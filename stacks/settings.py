@@ -258,7 +258,8 @@ class StackSettings(Section):
         return False
 
     def provided_env_names(self) -> set[str]:
-        """The variables the kit itself sets in the app's container (each framework adds its own)."""
+        """The variables the kit sets in the app's container and its release Jobs alike, which
+        `$(NAME)` in app.env (given to both) may refer to; each framework adds its own."""
         return database_env_names(self.target, self.app.database_url_env) if self.has_database() else set()
 
     def unused_keys(self) -> dict[str, str]:

@@ -263,3 +263,16 @@ def test_an_existing_cluster_without_its_name_cannot_hand_pods_the_password():
                                    "cluster_security_group_id": "sg-0a1b2c3d4e5f60718"},
                        "network": {"mode": "existing", "vpc_id": "vpc-0abc1234",
                                    "private_subnet_ids": ["subnet-0abc1234", "subnet-0abc1235"]}})
+
+
+def test_django_pods_and_jobs_know_their_ip_for_allowed_hosts_and_local_opens_no_database_port():
+    config = {"webstack:framework": "django", "webstack:environment": "dev", "webstack:target": "local",
+              "webstack:cluster": {"mode": "context"},
+              "webstack:app": {"image": "ghcr.io/acme/shop:1.0", "env": {"ALLOWED_HOSTS": "shop.test,$(POD_IP)"}}}
+    mon = run_program("t", config, program).monitor
+    for kind in (DEPLOYMENT, JOB):
+        env = container(mon, kind)["env"]
+        assert env[0] == {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        assert expand_env(env, {"POD_IP": "10.0.3.17"})["ALLOWED_HOSTS"] == "shop.test,10.0.3.17"
+    policies = {p.inputs["metadata"]["name"] for p in mon.all(POLICY)}
+    assert "allow-database" not in policies, "target local gives Django no database to reach"

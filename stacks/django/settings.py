@@ -44,7 +44,7 @@ class DjangoSettings(StackSettings):
 
     def provided_env_names(self) -> set[str]:
         static = {"STATIC_URL", "AWS_STORAGE_BUCKET_NAME"} if self.target == "aws" else set()
-        return super().provided_env_names() | static
+        return super().provided_env_names() | static | {"POD_IP"}
 
     def unused_keys(self) -> dict[str, str]:
         unused = super().unused_keys()

@@ -14,6 +14,11 @@ from stacks.platform import app_database, app_namespace, base_exports, build_pla
 from stacks.settings import ReleaseStep
 
 
+# Kubelet probes and ALB health checks send `Host: <pod IP>:<port>`; Django answers 400 to a host
+# missing from ALLOWED_HOSTS, so the pod must know its IP to allow it (README, "Deploy your own app").
+POD_FIELD_ENV = {"POD_IP": "status.podIP"}
+
+
 class DjangoStack(pulumi.ComponentResource):
     """Django on Gunicorn: migration Job gating the rollout; on aws, RDS and S3 + CloudFront."""
 
@@ -23,7 +28,9 @@ class DjangoStack(pulumi.ComponentResource):
         dj = settings.django
         aws_target = settings.target == "aws"
         platform = build_platform(name, settings, parent=self, needs_network=aws_target)
-        ns = app_namespace(platform, database_port=DATABASE_PORT, serve_port=settings.app.port)
+        # A database port is opened only where the kit gives Django a database (aws).
+        ns = app_namespace(platform, database_port=DATABASE_PORT if aws_target else None,
+                           serve_port=settings.app.port)
         outputs = base_exports(platform)
 
         # Connection facts are other resources' outputs; they reach the pods through the
@@ -44,10 +51,12 @@ class DjangoStack(pulumi.ComponentResource):
             outputs["static_url"] = static.url
 
         jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE))], secrets=wiring, env=env,
-                            service_account=release_account, sources=sources, depends_on=database_ready)
+                            service_account=release_account, sources=sources, pod_field_env=POD_FIELD_ENV,
+                            depends_on=database_ready)
         web = web_service(platform, ns, command=gunicorn_command(dj.server, settings.app.port),
                           graceful_timeout=dj.server.graceful_timeout_seconds, autoscaling=dj.autoscaling,
-                          secrets=wiring, env=env, sources=sources, depends_on=[*database_ready, *jobs])
+                          secrets=wiring, env=env, sources=sources, pod_field_env=POD_FIELD_ENV,
+                          depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
         if jobs:
             outputs["release_jobs"] = [job.job_name for job in jobs]

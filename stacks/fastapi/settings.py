@@ -118,7 +118,9 @@ class FastApiSettings(StackSettings):
                            environment=self.environment, trusted_proxies=[],
                            otlp_endpoint=self.observability.otlp_endpoint,
                            trace_sample_ratio=self.observability.trace_sample_ratio)
-        return super().provided_env_names() | set(plan.env) | set(plan.pod_field_env)
+        # The pod fields reach the app and its release Jobs alike; the server's own env (OTEL_*, the
+        # metrics directory) only the app, so app.env, which both get, may not refer to it.
+        return super().provided_env_names() | set(plan.pod_field_env)
 
     def unused_keys(self) -> dict[str, str]:
         unused = super().unused_keys()

@@ -56,7 +56,8 @@ class FastApiStack(pulumi.ComponentResource):
             default_release = [("migrate", ReleaseStep(command=db_args.migrate_command))]
             outputs["database_host"] = db.host
         jobs = release_jobs(platform, ns, default_release, secrets=secrets, env=release_env,
-                            service_account=service_account, sources=sources, depends_on=database_ready)
+                            service_account=service_account, sources=sources,
+                            pod_field_env=self.server.pod_field_env, depends_on=database_ready)
         if jobs:
             outputs["release_jobs"] = [job.job_name for job in jobs]
 

@@ -203,9 +203,9 @@ class Server:
 
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, port: int,
                  log_dir: Path, ready_path: str = "/healthz", ready_timeout: float = 60,
-                 name: str = "server") -> None:
+                 name: str = "server", ready_headers: Mapping[str, str] | None = None) -> None:
         self.argv, self.env, self.cwd, self.port = list(argv), base_env(env), cwd, port
-        self.ready_path, self.ready_timeout = ready_path, ready_timeout
+        self.ready_path, self.ready_timeout, self.ready_headers = ready_path, ready_timeout, ready_headers
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = log_dir / f"{name}.stdout"
         self.stderr_path = log_dir / f"{name}.stderr"
@@ -224,7 +224,8 @@ class Server:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            self.wait_until(lambda: self.get(self.ready_path, timeout=2)[0] == 200, self.ready_timeout,
+            self.wait_until(lambda: self.get(self.ready_path, headers=self.ready_headers, timeout=2)[0] == 200,
+                            self.ready_timeout,
                             f"{self.ready_path} answering 200")
         except BaseException:
             self.stop()
