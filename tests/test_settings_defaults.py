@@ -23,7 +23,11 @@ def test_the_framework_key_picks_the_section_model():
 
 def test_unset_keys_give_the_production_answer():
     s = load_settings({"framework": "fastapi", "environment": "prod", "app": APP})
-    assert s.django.database.protect is True if hasattr(s, "django") else True
+    assert s.fastapi.database.protect is True and s.fastapi.database.deletion_protection is True
+    assert s.fastapi.database.multi_az is True
+    assert s.fastapi.autoscaling.min_replicas == 2
+    d = load_settings({"framework": "django", "environment": "prod", "app": APP})
+    assert d.django.database.protect is True and d.django.static.protect is True
     assert s.target == "aws"
     assert s.cluster.mode == "create"
     assert s.app.port == 8000
