@@ -45,7 +45,8 @@ POD_CIDR = "10.244.0.1/24"  # addresses KWOK writes into pod status; nothing rou
 INGRESS_CLASS = "nginx"
 INGRESS_HOSTNAME = "localhost"  # what ingress-nginx on kind reports
 STORAGE_CLASS = "standard"  # kind's default StorageClass name
-PV_COUNT, PV_SIZE = 4, "10Gi"
+# Retained volumes stay Released after a destroy: one per database stack a run brings up, with room.
+PV_COUNT, PV_SIZE = 8, "10Gi"
 
 
 def missing_tools() -> list[str]:
