@@ -19,6 +19,8 @@ POD_SECURITY_LEVEL = "restricted"
 # Pinned to the target minor so a cluster upgrade cannot tighten the policy under a
 # running release; move it when the kit's target Kubernetes version moves.
 POD_SECURITY_VERSION = "v1.34"
+# The EKS Pod Identity agent's link-local address on every node (IPv4).
+POD_IDENTITY_AGENT = "169.254.170.23/32"
 # Set by the API server on every namespace since 1.22; cannot be spoofed by a user.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -74,6 +76,9 @@ class NamespaceArgs(BaseModel):
         [], description="Where the database lives (e.g. the private subnets); empty means any "
         "destination on database_port, such as an in-cluster PostgreSQL.")
     allow_https_egress: bool = Field(True, description="Pods may open TCP 443 anywhere (AWS APIs, S3, OTLP).")
+    pod_identity_agent: bool = Field(
+        False, description="Pods may reach the EKS Pod Identity agent (169.254.170.23:80) for AWS credentials; "
+        "on for pods whose ServiceAccount has a Pod Identity association.")
     egress: list[EgressRule] = Field([], description="Further destinations the pods may connect to.")
     allow_within_namespace: bool = Field(
         False, description="Pods of this namespace may reach each other on any port "
@@ -162,13 +167,16 @@ class Namespace(pulumi.ComponentResource):
                              "ports": [tcp(args.metrics_port)]}],
             })
 
-        # Name resolution: kube-dns answers on 53 over UDP, and over TCP for large replies.
-        egress: list = [{
-            "to": [{**from_namespace("kube-system"),
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-            "ports": [{"protocol": "UDP", "port": 53}, tcp(53)],
-        }]
-        policy("allow-dns", {"policyTypes": ["Egress"], "egress": egress})
+        # Name resolution on 53, over UDP and over TCP for large replies, to wherever the cluster
+        # answers it: a kube-dns pod on most clusters, but EKS Auto Mode answers on the node
+        # itself, which a pod selector would not match (every lookup would time out).
+        policy("allow-dns", {"policyTypes": ["Egress"], "egress": [{"ports": [{"protocol": "UDP", "port": 53},
+                                                                               tcp(53)]}]})
+
+        if args.pod_identity_agent:
+            # EKS Pod Identity hands out credentials from a link-local agent on each node.
+            policy("allow-pod-identity", {"policyTypes": ["Egress"], "egress": [{
+                "to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": [tcp(80)]}]})
 
         if args.database_port is not None:
             db_to = cidr_peers(args.database_cidrs, database_cidrs)

@@ -128,6 +128,8 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
         monitoring_namespace=s.observability.namespace,
         metrics_port=s.app.port,
         database_port=database_port,
+        # On aws the app and its release Jobs read the database secret through Pod Identity.
+        pod_identity_agent=aws_target and s.has_database(),
         egress=list(s.app.egress),
     )
     return Namespace(f"{platform.name}-ns", args, ingress_cidrs=platform.vpc_cidrs() if aws_target else None,

@@ -276,3 +276,10 @@ def test_django_pods_and_jobs_know_their_ip_for_allowed_hosts_and_local_opens_no
         assert expand_env(env, {"POD_IP": "10.0.3.17"})["ALLOWED_HOSTS"] == "shop.test,10.0.3.17"
     policies = {p.inputs["metadata"]["name"] for p in mon.all(POLICY)}
     assert "allow-database" not in policies, "target local gives Django no database to reach"
+
+
+def test_only_pods_with_pod_identity_may_reach_its_agent():
+    with_db = run_program("t", aws(fastapi={"database": {"enabled": True}}), program).monitor
+    without = run_program("t", local(fastapi=WITH_DB), program, {"webstack:fastapi"}).monitor
+    assert "allow-pod-identity" in {p.inputs["metadata"]["name"] for p in with_db.all(POLICY)}
+    assert "allow-pod-identity" not in {p.inputs["metadata"]["name"] for p in without.all(POLICY)}

@@ -55,11 +55,17 @@ def test_prometheus_may_scrape_only_the_metrics_port_from_the_monitoring_namespa
     assert rule["ports"] == [{"protocol": "TCP", "port": 9100}]
 
 
-def test_pods_may_resolve_names_through_kube_dns_over_udp_and_tcp(run):
+def test_pods_may_resolve_names_over_udp_and_tcp_wherever_the_cluster_answers(run):
     [rule] = policy(run(lambda: Namespace("shop", NamespaceArgs())), "allow-dns")["egress"]
-    assert rule["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
-    assert rule["to"][0]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}
+    # No pod selector: EKS Auto Mode answers DNS on the node, not from a kube-dns pod.
+    assert "to" not in rule
     assert rule["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def test_pods_with_pod_identity_may_reach_only_the_agent_on_port_80(run):
+    assert "shop-allow-pod-identity" not in [r.name for r in run(lambda: Namespace("shop", NamespaceArgs())).all(POLICY)]
+    [rule] = policy(run(lambda: Namespace("shop", NamespaceArgs(pod_identity_agent=True))), "allow-pod-identity")["egress"]
+    assert rule == {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]}
 
 
 def test_pods_may_reach_the_database_port_only_in_the_database_subnets(run):
