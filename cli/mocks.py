@@ -188,6 +188,9 @@ class WebstackMocks(pulumi.runtime.Mocks):
             return {"name": self.region, "region": self.region, "id": self.region}, []
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        if token == "aws:lb/getHostedZoneId:getHostedZoneId":
+            # Route 53 zone of Application Load Balancers in us-east-1 (ELB service endpoints table).
+            return {"id": "Z35SXDOTRQ7X7K"}, []
         if token == "aws:ec2/getVpc:getVpc":
             vpc = args.args.get("id") or "vpc-mock"
             return {"id": vpc, "cidrBlock": "10.0.0.0/16", "arn": f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:vpc/{vpc}",

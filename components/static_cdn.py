@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.naming import (CLOUDFRONT_OAC_NAME_MAX, CLOUDFRONT_POLICY_NAME_MAX, LOG_DELIVERY_NAME_MAX,
                                S3_BUCKET_PREFIX_MAX, LogRetentionDays, child_opts, physical_name, stack_prefix)
-from components.types import AcmCertificateArn, DomainName
+from components.certificate import alias_records, dns_validated_certificate
+from components.types import AcmCertificateArn, DomainName, HostedZoneId
 from components.waf import WafArgs, WebAcl
 
 TYPE = "webstack:components:StaticCdn"
@@ -32,8 +33,8 @@ class StaticCdnArgs(BaseModel):
 
     domain_name: DomainName | None = Field(None,
                                     description="Custom host name, e.g. 'static.example.com'. None: the *.cloudfront.net name.")
-    hosted_zone_id: str | None = Field(
-        None, pattern=r"^Z[A-Z0-9]{1,31}$",
+    hosted_zone_id: HostedZoneId | None = Field(
+        None,
         description="Route 53 zone of domain_name: the kit validates an ACM certificate (us-east-1) and adds alias records.")
     # CloudFront takes certificates from us-east-1 only.
     certificate_arn: Annotated[AcmCertificateArn, Field(pattern=r"^arn:aws[a-z-]*:acm:us-east-1:")] | None = Field(
@@ -152,25 +153,16 @@ class StaticCdn(pulumi.ComponentResource):
 
         aliases: list[str] = []
         viewer_certificate: dict = {"cloudfront_default_certificate": True}
-        cert_validation = None
         if args.domain_name:
             aliases = [args.domain_name]
             cert_arn: pulumi.Input[str]
             if args.certificate_arn:
                 cert_arn = args.certificate_arn
             else:
+                assert args.hosted_zone_id is not None  # StaticCdnArgs requires one of the two
                 # CloudFront only uses ACM certificates from us-east-1.
-                cert = aws.acm.Certificate(f"{name}-cert", domain_name=args.domain_name, validation_method="DNS",
-                                           region="us-east-1", opts=child)
-                option = cert.domain_validation_options[0]
-                record = aws.route53.Record(
-                    f"{name}-cert-validation", zone_id=args.hosted_zone_id, name=option.resource_record_name,
-                    type=option.resource_record_type, records=[option.resource_record_value], ttl=300,
-                    allow_overwrite=True, opts=child)
-                cert_validation = aws.acm.CertificateValidation(
-                    f"{name}-cert", certificate_arn=cert.arn, validation_record_fqdns=[record.fqdn],
-                    region="us-east-1", opts=child)
-                cert_arn = cert_validation.certificate_arn
+                cert_arn = dns_validated_certificate(name, args.domain_name, args.hosted_zone_id, region="us-east-1",
+                                                     opts=child)
             viewer_certificate = {"acm_certificate_arn": cert_arn, "ssl_support_method": "sni-only",
                                   "minimum_protocol_version": TLS_POLICY}
 
@@ -200,11 +192,8 @@ class StaticCdn(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
 
         if args.domain_name and args.hosted_zone_id:
-            for rtype in ("A", "AAAA"):
-                aws.route53.Record(
-                    f"{name}-{rtype.lower()}", zone_id=args.hosted_zone_id, name=args.domain_name, type=rtype,
-                    aliases=[{"name": distribution.domain_name, "zone_id": distribution.hosted_zone_id,
-                              "evaluate_target_health": False}], opts=child)
+            alias_records(name, args.hosted_zone_id, args.domain_name, target_name=distribution.domain_name,
+                          target_zone_id=distribution.hosted_zone_id, opts=child)
 
         if args.access_log_retention_days:
             self._access_logs(name, distribution, args.access_log_retention_days)

@@ -424,14 +424,17 @@ def pdb_spec(selector: dict[str, str]) -> dict[str, Any]:
             "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY}
 
 
-def ingress_annotations(args: WebServiceArgs) -> dict[str, str]:
+def ingress_annotations(args: WebServiceArgs, certificate_arn: pulumi.Input[str] | None = None
+                        ) -> dict[str, pulumi.Input[str]]:
     """What the AWS load balancer controller reads: pod-IP targets, the readiness path as the
     health check, deregistration as long as the pod serves after it is told to stop, and HTTPS
-    with a modern TLS policy when there is a certificate. None for a class ingress."""
+    with a modern TLS policy when there is a certificate (`certificate_arn`, e.g. one the program
+    issues, or the Args'). None for a class ingress."""
     ing = args.ingress
     if not isinstance(ing, AlbIngress):
         return {}
-    https = ing.certificate_arn is not None
+    certificate = certificate_arn if certificate_arn is not None else ing.certificate_arn
+    https = certificate is not None
     annotations = {
         "alb.ingress.kubernetes.io/scheme": ing.scheme,
         # Straight to pod IPs: no extra hop through a NodePort, and readiness
@@ -448,14 +451,16 @@ def ingress_annotations(args: WebServiceArgs) -> dict[str, str]:
     }
     if https:
         annotations.update({
-            "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
+            "alb.ingress.kubernetes.io/certificate-arn": certificate,
             "alb.ingress.kubernetes.io/ssl-redirect": "443",
             "alb.ingress.kubernetes.io/ssl-policy": ing.ssl_policy,
         })
     return annotations
 
 
-def ingress_is_https(ing: AlbIngress | ClassIngress) -> bool:
+def ingress_is_https(ing: AlbIngress | ClassIngress, certificate_arn: pulumi.Input[str] | None = None) -> bool:
+    if certificate_arn is not None:
+        return True
     return (ing.certificate_arn if isinstance(ing, AlbIngress) else ing.tls_secret_name) is not None
 
 
@@ -497,8 +502,12 @@ class WebService(pulumi.ComponentResource):
                  service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None,
                  sources: Sequence[PodSource] = (),
                  depends_on: Sequence[pulumi.Resource] | None = None,
+                 ingress_certificate_arn: pulumi.Input[str] | None = None,
+                 ingress_depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """`secrets`: env var name -> Pulumi secret (see `secrets_as`).
+        `ingress_certificate_arn`: an ALB certificate known only as an Output (one the program issues).
+        `ingress_depends_on`: what must exist before the Ingress (the IngressClass and its parameters).
         `sources`: more env for the app container and the volumes it comes from (e.g.
         `SecretsManagerEnv.pod_source`); pass what creates them in `depends_on` too.
         `service_account_annotations`: e.g. the IRSA role ARN.
@@ -557,7 +566,8 @@ class WebService(pulumi.ComponentResource):
         self.url = pulumi.Output.format("http://{0}.{1}.svc.cluster.local:{2}", self.service_name, ns,
                                         args.service_port)
         if args.ingress is not None:
-            self._ingress(name, args, meta, child)
+            self._ingress(name, args, meta, pulumi.ResourceOptions(parent=self, depends_on=list(ingress_depends_on)),
+                          ingress_certificate_arn)
         self.register_outputs({
             "deployment_name": self.deployment_name, "service_name": self.service_name,
             "service_account_name": self.service_account_name, "namespace": self.namespace,
@@ -576,16 +586,17 @@ class WebService(pulumi.ComponentResource):
             immutable=True,
             opts=child)
 
-    def _ingress(self, name: str, args: WebServiceArgs, meta: dict, child: pulumi.ResourceOptions) -> None:
+    def _ingress(self, name: str, args: WebServiceArgs, meta: dict, opts: pulumi.ResourceOptions,
+                 certificate_arn: pulumi.Input[str] | None) -> None:
         ing = args.ingress
         assert ing is not None
-        annotations = ingress_annotations(args)
+        annotations = ingress_annotations(args, certificate_arn)
         ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata={**meta, **({"annotations": annotations} if annotations else {})},
             spec=ingress_spec(ing, service_name=self.service_name),
-            opts=child)
-        scheme = "https" if ingress_is_https(ing) else "http"
+            opts=opts)
+        scheme = "https" if ingress_is_https(ing, certificate_arn) else "http"
         lb_host = ingress.status.apply(
             lambda s: (s.load_balancer.ingress[0].hostname or s.load_balancer.ingress[0].ip)
             if s and s.load_balancer and s.load_balancer.ingress else None)

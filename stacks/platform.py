@@ -23,6 +23,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws_provider import AwsProviderArgs, tagged_provider
+from components.certificate import alias_records, dns_validated_certificate
 from components.cluster import Cluster, KubeconfigClusterArgs
 from components.database import Database, DatabaseArgs
 from components.k8s_pod import PodSource
@@ -139,10 +140,38 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
 def _ingress(settings: StackSettings) -> AlbIngress | ClassIngress | None:
     if settings.target == "local":
         return ClassIngress(host=settings.app.domain)
-    if settings.app.domain and settings.app.certificate_arn:
+    if settings.app.domain:
+        # The settings require a certificate or the zone to issue one in (HTTPS only).
         return AlbIngress(host=settings.app.domain, certificate_arn=settings.app.certificate_arn)
-    # HTTPS only: without a domain and its certificate the service stays cluster-internal.
+    # Without a domain the service stays cluster-internal.
     return None
+
+
+def _issued_certificate(platform: Platform) -> pulumi.Output[str] | None:
+    """On aws, with a hosted zone and no certificate of the user's: one ACM issues for app.domain."""
+    app = platform.settings.app
+    if platform.settings.target != "aws" or not app.domain or not app.hosted_zone_id or app.certificate_arn:
+        return None
+    return dns_validated_certificate(f"{platform.name}-app", app.domain, app.hosted_zone_id, opts=platform.aws_opts)
+
+
+def app_dns(platform: Platform, web: WebService) -> dict[str, Any]:
+    """On aws with an ingress: the ALB's name, and with a hosted zone an alias record of app.domain
+    at it; without a zone, the record the user creates. The outputs to export."""
+    app = platform.settings.app
+    if platform.settings.target != "aws" or not app.domain:
+        return {}
+    outputs: dict[str, Any] = {"alb_hostname": web.ingress_hostname}
+    if app.hosted_zone_id:
+        zone = aws.lb.get_hosted_zone_id_output(load_balancer_type="application",
+                                                opts=pulumi.InvokeOutputOptions(parent=platform.parent,
+                                                                                provider=platform.aws_provider))
+        alias_records(f"{platform.name}-app", app.hosted_zone_id, app.domain, target_name=web.ingress_hostname,
+                      target_zone_id=zone.id, types=("A",), evaluate_target_health=True, opts=platform.aws_opts)
+    else:
+        outputs["dns_record_to_create"] = web.ingress_hostname.apply(
+            lambda host: f"{app.domain} CNAME {host}" if host else "")
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -291,7 +320,8 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
     )
     return WebService(platform.app_service_account, args, namespace=ns.name,
                       secrets={**app_secrets(s), **(secrets or {})} or None, sources=sources,
-                      depends_on=list(depends_on), opts=platform.k8s_opts)
+                      depends_on=list(depends_on), ingress_certificate_arn=_issued_certificate(platform),
+                      opts=platform.k8s_opts)
 
 
 def base_exports(platform: Platform) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackRe
 from components.k8s_pod import HealthChecks, Resources, env_references, ordered_env
 from components.namespace import EgressRule
 from components.network import ExistingVpcArgs, NewVpcArgs
-from components.types import AbsolutePath, AcmCertificateArn, DomainName, EnvName, ImageRef, NamespaceName, has_digest
+from components.types import (AbsolutePath, AcmCertificateArn, DomainName, EnvName, HostedZoneId, ImageRef,
+                              NamespaceName, has_digest)
 from stacks.errors import PROJECT, at, set_command
 
 Environment = Literal["dev", "staging", "prod"]
@@ -107,7 +108,12 @@ class AppSettings(Section):
                     "'webstack:app.secrets.NAME' ...`); delivered through a Kubernetes Secret.")
     domain: DomainName | None = Field(None, description="Public hostname of the service, e.g. api.example.com.")
     certificate_arn: AcmCertificateArn | None = Field(
-        None, description="ACM certificate for `domain` (aws target). Required with a domain on aws: HTTPS only.")
+        None, description="ACM certificate for `domain`, in the stack's region (aws target). On aws a domain "
+                          "needs it or hosted_zone_id: the ALB serves HTTPS only.")
+    hosted_zone_id: HostedZoneId | None = Field(
+        None, description="Route 53 zone of `domain` (aws target): the kit issues a DNS-validated certificate "
+                          "(unless certificate_arn is set) and points an alias record at the ALB. Unset: create "
+                          "the record yourself, to the `alb_hostname` output.")
 
     resources: Resources = Field(default_factory=Resources,
                                  description="CPU and memory requests and limits of the app container.")
@@ -270,10 +276,12 @@ class StackSettings(Section):
         if self.target == "local":
             unused["app.certificate_arn"] = ("target local serves through ingress-nginx; an ACM certificate is "
                                              "for the ALB on aws: remove it")
+            unused["app.hosted_zone_id"] = "target local creates no DNS records (Route 53 is aws): remove it"
             for name in ("cluster_name", "cluster_security_group_id"):
                 unused[f"cluster.{name}"] = "used on target aws only (Pod Identity, database access): remove it"
         elif self.app.domain is None:
             unused["app.certificate_arn"] = "only used with app.domain (the ALB serves that name with it): set both"
+            unused["app.hosted_zone_id"] = "only used with app.domain (the zone the kit writes its record in): set both"
         if not self.has_database():
             unused["app.database_url_env"] = "the kit gives this stack no database: remove it"
         return unused
@@ -310,9 +318,11 @@ def database_in_cluster_vpc(settings: StackSettings) -> None:
 
 def https_only(settings: StackSettings) -> None:
     """On aws the app is served by an ALB over HTTPS only: a domain needs its certificate."""
-    if settings.target == "aws" and settings.app.domain and not settings.app.certificate_arn:
-        raise at("app.certificate_arn", f"required with app.domain {settings.app.domain!r} on aws: the ALB "
-                 "serves HTTPS only (an ACM certificate for that name, in the stack's region)")
+    app = settings.app
+    if settings.target == "aws" and app.domain and not (app.certificate_arn or app.hosted_zone_id):
+        raise at("app.certificate_arn", f"required with app.domain {app.domain!r} on aws: the ALB serves HTTPS "
+                 "only; give an ACM certificate for that name in the stack's region, or app.hosted_zone_id "
+                 "(its Route 53 zone) and the kit issues one")
 
 
 # What dev and staging relax of the shared sections (each framework's settings add theirs).

@@ -10,7 +10,8 @@ from components.database import PORT as DATABASE_PORT
 from components.static_cdn import StaticCdn
 from stacks.django.server import MIGRATE, gunicorn_command
 from stacks.django.settings import DjangoSettings
-from stacks.platform import app_database, app_namespace, base_exports, build_platform, release_jobs, web_service
+from stacks.platform import (app_database, app_dns, app_namespace, base_exports, build_platform, release_jobs,
+                             web_service)
 from stacks.settings import ReleaseStep
 
 
@@ -58,6 +59,7 @@ class DjangoStack(pulumi.ComponentResource):
                           secrets=wiring, env=env, sources=sources, pod_field_env=POD_FIELD_ENV,
                           depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
+        outputs.update(app_dns(platform, web))
         if jobs:
             outputs["release_jobs"] = [job.job_name for job in jobs]
         self.outputs = outputs

@@ -15,6 +15,7 @@ from stacks.fastapi.settings import FastApiSettings
 from stacks.platform import (
     Platform,
     app_database,
+    app_dns,
     app_namespace,
     base_exports,
     build_platform,
@@ -69,6 +70,7 @@ class FastApiStack(pulumi.ComponentResource):
                           writable_paths=self.server.writable_paths, sources=sources,
                           depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
+        outputs.update(app_dns(platform, web))
         self.outputs = outputs
         self.register_outputs(outputs)
 
