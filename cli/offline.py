@@ -9,6 +9,7 @@ keys that hold secrets).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,12 +56,36 @@ def run_program(stack: str, config: Mapping[str, Any], program: Callable[[], Non
 
 def run_started(monitor: RecordingMonitor, program: Callable[[], None]) -> ProgramRun:
     """Runs `program` under the mocks `start` set up. If it raises, `monitor` still holds
-    what it registered before (every registration in flight completes first)."""
+    what it registered before, and nothing of this run is left to fail the next one."""
     runtime_settings.SETTINGS.rpc_manager.clear()
-    _sync_await(run_pulumi_func(program))
+    try:
+        _sync_await(run_pulumi_func(program))
+    except BaseException:
+        _finish_what_a_failed_run_left()
+        raise
     root = runtime_settings.get_root_resource()
     exported = dict(getattr(root, "outputs", {}) or {})
     return ProgramRun(monitor=monitor, outputs=_resolve(exported))
+
+
+def _finish_what_a_failed_run_left() -> None:
+    """A run that fails in an Output stops waiting at the first error and leaves its other outputs
+    and tasks on the event loop; the next run would await them and fail with this run's error.
+    Let them finish (their errors are this run's, already raised) before anything else runs."""
+    async def drain() -> None:
+        for _ in range(20):  # outputs that finish may start others; a few rounds settle them
+            me = asyncio.current_task()
+            left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            left += list(runtime_settings.SETTINGS.outputs)
+            runtime_settings.SETTINGS.outputs.clear()
+            if not left:
+                return
+            try:
+                await asyncio.wait_for(asyncio.gather(*left, return_exceptions=True), timeout=10)
+            except asyncio.TimeoutError:
+                return  # what never finishes is cancelled by wait_for
+
+    _sync_await(drain())
 
 
 def _resolve(exported: dict[str, Any]) -> dict[str, Any]:
