@@ -8,6 +8,16 @@ it at run time: give its pod a `PodIdentity` with `secret_read_statements(db.sec
 at start-up, or sync it into a Kubernetes Secret with External Secrets. After a rotation,
 new connections with the old password fail: re-read the secret on an authentication error
 (or restart pods), which the reference apps do.
+
+What the instance waits for on a first `up` (RDS checks each at create time):
+- the monitoring role's policy attachment, not only the role: RDS refuses a role that cannot
+  publish yet ("InvalidParameterValue: IAM role ARN value is invalid or does not include the
+  required permissions for: ENHANCED_MONITORING"). The provider retries that error briefly for
+  IAM's propagation delay, which covers a new attachment, not one still being created;
+- the subnet group, security group and parameter group it names.
+
+Final snapshot: each incarnation of the instance gets its own name (`<project>-<stack>-<name>-final-
+<8 hex>`), so destroy, recreate and destroy again does not fail with "DBSnapshotAlreadyExists".
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.naming import (IAM_NAME_PREFIX_MAX, RDS_IDENTIFIER_PREFIX_MAX, RDS_SNAPSHOT_IDENTIFIER_MAX,
@@ -24,12 +35,15 @@ from components.naming import (IAM_NAME_PREFIX_MAX, RDS_IDENTIFIER_PREFIX_MAX, R
 
 TYPE = "webstack:components:Database"
 PORT = 5432
+# Random bytes at the end of the final snapshot's name (8 hex digits): a name taken by an earlier
+# instance's snapshot is drawn again with odds of 1 in 4 billion.
+SNAPSHOT_SUFFIX_BYTES = 4
 
 
 class DatabaseArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine_version: str = Field("17", pattern=r"^1[4-9](\.\d+)?$",
+    engine_version: str = Field("17", pattern=r"^1[4-9](\.[0-9]+)?$",
                                 description="PostgreSQL major (minor upgrades are automatic) or major.minor, 14+.")
     instance_class: str = Field("db.m7g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
                                 description="RDS instance class, e.g. 'db.t4g.small' (dev) or 'db.m7g.large'.")
@@ -89,7 +103,7 @@ class Database(pulumi.ComponentResource):
                                          from_port=PORT, to_port=PORT,
                                          referenced_security_group_id=client_security_group_id,
                                          description="PostgreSQL from the cluster's pods", opts=child)
-        monitoring_role = self._monitoring_role(name) if args.enhanced_monitoring_seconds else None
+        monitoring = self._monitoring_role(name) if args.enhanced_monitoring_seconds else None
         major = args.engine_version.split(".")[0]
         params = aws.rds.ParameterGroup(
             f"{name}-params", family=f"postgres{major}", description=f"{name}: TLS only, slow query log",
@@ -121,32 +135,57 @@ class Database(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             deletion_protection=args.deletion_protection,
             skip_final_snapshot=not args.final_snapshot,
-            final_snapshot_identifier=physical_name(pulumi.get_project(), pulumi.get_stack(), name, "final",
-                                                    max_length=RDS_SNAPSHOT_IDENTIFIER_MAX),
+            final_snapshot_identifier=self._final_snapshot_name(name, args, prefix, opts) if args.final_snapshot
+            else None,
             performance_insights_enabled=True,
             performance_insights_retention_period=args.performance_insights_retention_days,
             enabled_cloudwatch_logs_exports=list(args.log_exports),
             monitoring_interval=args.enhanced_monitoring_seconds,
-            monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
+            monitoring_role_arn=monitoring[0].arn if monitoring else None,
             auto_minor_version_upgrade=True,
             # Major upgrades break extensions and plans: do them on purpose, not on `up`.
             allow_major_version_upgrade=False,
             # Changes wait for the maintenance window rather than restarting mid-day.
             apply_immediately=False,
             ca_cert_identifier="rds-ca-rsa2048-g1",
-            opts=child_opts(self, TYPE, name, "db", opts, protect=args.protect))
+            # The role alone is not enough: RDS checks at create time that it can publish.
+            opts=child_opts(self, TYPE, name, "db", opts, protect=args.protect,
+                            depends_on=[monitoring[1]] if monitoring else None))
 
         self.address = instance.address
+        self.identifier = instance.identifier
         self.port = instance.port
         self.database_name = pulumi.Output.from_input(args.database_name)
         self.secret_arn = instance.master_user_secrets.apply(lambda s: s[0].secret_arn)
         self.security_group_id = sg.id
-        self.register_outputs({"address": self.address, "port": self.port, "secret_arn": self.secret_arn,
+        self.register_outputs({"identifier": self.identifier, "address": self.address, "port": self.port, "secret_arn": self.secret_arn,
                                "security_group_id": self.security_group_id})
 
-    def _monitoring_role(self, name: str) -> aws.iam.Role:
+    def _final_snapshot_name(self, name: str, args: DatabaseArgs, prefix: str,
+                             opts: pulumi.ResourceOptions | None) -> pulumi.Output[str]:
+        """`<project>-<stack>-<name>-final-<8 hex>`, the hex drawn once per incarnation of the instance.
+
+        A fixed name is taken by the first deletion's snapshot, and the next instance's deletion
+        fails ("DBSnapshotAlreadyExists"). The bytes are drawn again when the stack is destroyed
+        and created anew, and when the instance is replaced: `keepers` are its name prefix and the
+        inputs set here that replace it (`db_name`, `username`: ForceNew in the provider's schema;
+        `engine` and `storage_encrypted`, also ForceNew, are constants). The instance's generated
+        identifier would do too, but an input cannot depend on its own resource's output. A new
+        name here only updates the provider's state (the provider makes no ModifyDBInstance call
+        for it): existing instances are neither modified nor replaced.
+        """
+        suffix = random.RandomId(
+            f"{name}-final-snapshot", byte_length=SNAPSHOT_SUFFIX_BYTES,
+            keepers={"identifierPrefix": prefix, "dbName": args.database_name, "username": args.master_username},
+            opts=child_opts(self, TYPE, name, "final-snapshot", opts))
+        head = physical_name(pulumi.get_project(), pulumi.get_stack(), name, "final",
+                             max_length=RDS_SNAPSHOT_IDENTIFIER_MAX - 1 - 2 * SNAPSHOT_SUFFIX_BYTES)
+        return pulumi.Output.concat(head, "-", suffix.hex)
+
+    def _monitoring_role(self, name: str) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
         """The role RDS's monitoring agent assumes to write OS metrics (AWS's managed policy:
-        the RDSOSMetrics log group only); only for this account's instances (confused deputy)."""
+        the RDSOSMetrics log group only); only for this account's instances (confused deputy).
+        Returns the role and its policy attachment, which the instance must wait for."""
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
@@ -154,8 +193,8 @@ class Database(pulumi.ComponentResource):
                             assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com", account),
                             name_prefix=stack_prefix(f"{name}-monitoring", max_length=IAM_NAME_PREFIX_MAX),
                             description="RDS Enhanced Monitoring", opts=pulumi.ResourceOptions(parent=self))
-        aws.iam.RolePolicyAttachment(
+        attachment = aws.iam.RolePolicyAttachment(
             f"{name}-monitoring", role=role.name,
             policy_arn=pulumi.Output.concat("arn:", partition, ":iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
             opts=pulumi.ResourceOptions(parent=self))
-        return role
+        return role, attachment

@@ -1,6 +1,7 @@
 """Database: private, encrypted, TLS-only Postgres; prod is protected, dev is cheap to throw away."""
 
 import json
+import re
 
 import pulumi
 
@@ -126,3 +127,45 @@ def test_enhanced_monitoring_can_be_turned_off_and_then_needs_no_role(run):
 
     assert monitor.one(RDS).inputs["monitoringInterval"] == 0
     assert not monitor.all("aws:iam/role:Role")
+
+
+def test_the_instance_waits_for_the_monitoring_policy_attachment_not_only_the_role(run):
+    """RDS checks at create time that the role can publish: "InvalidParameterValue: IAM role ARN value
+    is invalid or does not include the required permissions for: ENHANCED_MONITORING"."""
+    monitor = run(database(), stack="prod")
+
+    attachment = monitor.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "orders-monitoring")
+    assert attachment.urn in monitor.one(RDS).dependencies
+
+
+def test_each_incarnation_of_the_instance_gets_its_own_final_snapshot_name(run):
+    """A fixed name fails the second deletion ("DBSnapshotAlreadyExists"): the name ends in random
+    bytes that are drawn again whenever the instance is replaced, or destroyed and created anew."""
+    monitor = run(database(), stack="prod")
+    rds = monitor.one(RDS)
+    suffix = monitor.one("random:index/randomId:RandomId", "orders-final-snapshot")
+
+    assert rds.inputs["finalSnapshotIdentifier"] == f"webstack-prod-orders-final-{suffix.state['hex']}"
+    assert re.fullmatch(r"[0-9a-f]{8}", suffix.state["hex"])
+    # A replacement of the instance replaces the random bytes too: they are keyed on its name
+    # prefix and on the inputs that force a new instance (db_name, username).
+    assert suffix.inputs["keepers"] == {"identifierPrefix": rds.inputs["identifierPrefix"],
+                                        "dbName": rds.inputs["dbName"], "username": rds.inputs["username"]}
+
+
+def test_the_final_snapshot_name_is_valid_for_rds_and_stable_between_runs(run):
+    """RDS: 1-255 letters, digits or hyphens, a letter first, no '--', no trailing hyphen."""
+    long_name = "orders-" + "x" * 300
+    first = run(database(name=long_name), stack="prod").one(RDS).inputs["finalSnapshotIdentifier"]
+    second = run(database(name=long_name), stack="prod").one(RDS).inputs["finalSnapshotIdentifier"]
+
+    assert first == second
+    assert len(first) <= 255
+    assert re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", first) and "--" not in first
+
+
+def test_without_a_final_snapshot_no_snapshot_name_is_drawn(run):
+    monitor = run(database(DEV), stack="dev")
+
+    assert "finalSnapshotIdentifier" not in monitor.one(RDS).inputs
+    assert not monitor.all("random:index/randomId:RandomId")
