@@ -3,6 +3,7 @@
     python -m cli render [STACK ...] [--all] [--out DIR]   offline render (default stack: fastapi-dev)
     python -m cli schema [--out FILE]                      JSON Schema of Pulumi.<stack>.yaml
     python -m cli reference                                the config reference (Markdown)
+    python -m cli verify STACK [--outputs FILE] [--json]   check the deployed AWS resources (boto3, read-only)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from cli import sdk_imports
+from cli.verify import add_arguments as add_verify_arguments
 from stacks.errors import ConfigError
 
 
@@ -29,10 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     schema_p = sub.add_parser("schema", help="write the JSON Schema of the stack config")
     schema_p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     sub.add_parser("reference", help="print the config reference as Markdown")
+    verify_p = sub.add_parser("verify", help="check a deployed stack's AWS resources and service (docs/verify.md)")
+    add_verify_arguments(verify_p)
     args = parser.parse_args(argv)
 
     if args.command == "render":
         return _render(args)
+    if args.command == "verify":
+        from cli.verify.run import command
+
+        return command(args)
     if args.command == "schema":
         from cli.schema import stack_file_schema_text
 
