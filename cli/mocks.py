@@ -154,11 +154,19 @@ def _alias_spec(spec: Any) -> str:
     return "alias(" + ", ".join(parts) + ")"
 
 
+CLUSTER_SCOPED = {"kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:IngressClass",
+                  "kubernetes:eks.amazonaws.com/v1:IngressClassParams"}
+
+
 class WebstackMocks(pulumi.runtime.Mocks):
     """Deterministic, realistic provider outputs: what AWS and Kubernetes would answer."""
 
-    def __init__(self) -> None:
-        self.region = REGION
+    @property
+    def region(self) -> str:
+        """The stack's `aws:region`, as the AWS provider would use it (the default us-east-1)."""
+        from pulumi.runtime.config import get_config
+
+        return get_config("aws:region") or REGION
 
     # Resource outputs ------------------------------------------------------
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
@@ -172,6 +180,8 @@ class WebstackMocks(pulumi.runtime.Mocks):
             rid, state = f"{name}-provider-id", inputs
         elif typ == "pulumi:pulumi:StackReference":
             rid, state = self._stack_reference(inputs.get("name") or name)
+        elif typ == "random:index/randomId:RandomId":
+            rid, state = _random_id(typ, name, inputs)
         else:
             rid, state = f"{name}-{digest(typ, name)}", inputs
         return rid, state
@@ -215,9 +225,9 @@ class WebstackMocks(pulumi.runtime.Mocks):
     # Kubernetes: the API server fills metadata and status ------------------
     def _kubernetes(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
         meta = dict(inputs.get("metadata") or {})
-        # The only cluster-scoped kind the kit creates; every other object names its namespace
+        # The cluster-scoped kinds the kit creates; every other object names its namespace
         # (one that does not fails below, rather than landing in "default").
-        cluster_scoped = typ == "kubernetes:core/v1:Namespace"
+        cluster_scoped = typ in CLUSTER_SCOPED
         if "name" not in meta:
             # pulumi-kubernetes auto-names as <logical name>-<8 random chars>.
             meta["name"] = f"{name}-{digest(typ, name)}"
@@ -326,6 +336,20 @@ class WebstackMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", f"arn:aws:{module}:{region}:{acct}:{kind.lower()}/{rid}")
         state.setdefault("id", rid)
         return rid, state
+
+
+def _random_id(typ: str, name: str, inputs: dict) -> tuple[str, dict]:
+    """pulumi-random's RandomId: `byteLength` bytes, drawn again when `keepers` change (here: derived
+    from them), in each encoding the provider returns; `prefix` leads all but the id."""
+    import base64
+    import json
+
+    raw = hashlib.shake_256(f"{typ}/{name}/{json.dumps(inputs.get('keepers') or {}, sort_keys=True)}".encode()) \
+        .digest(int(inputs.get("byteLength") or 8))
+    prefix = inputs.get("prefix") or ""
+    b64_url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return b64_url, {**inputs, "hex": prefix + raw.hex(), "b64Url": prefix + b64_url,
+                     "b64Std": prefix + base64.b64encode(raw).decode(), "dec": prefix + str(int.from_bytes(raw, "big"))}
 
 
 def _unique_suffix(h: str) -> str:

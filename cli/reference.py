@@ -49,7 +49,12 @@ def _default(info: FieldInfo) -> str:
     if info.default is not PydanticUndefined:
         value = info.default
     elif info.default_factory is not None:
-        value = info.default_factory()
+        try:
+            value = info.default_factory()
+        except ValueError:
+            # A default that is only valid with more keys set (the cluster the kit creates needs to
+            # know how `pulumi up` reaches it): its keys are documented below.
+            return "see below"
     else:
         return "**required**"
     if isinstance(value, BaseModel):

@@ -13,12 +13,17 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from components.types import AwsRegion
+
 
 class AwsProviderArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+    region: AwsRegion = Field("us-east-1",
                         description="AWS region for every regional resource, e.g. 'eu-west-1'.")
+    profile: str | None = Field(
+        None, description="Named profile of the AWS shared config to deploy as (`aws:profile`); None: the "
+                          "standard credential chain. An explicit provider does not read `aws:profile` itself.")
     extra_tags: dict[str, str] = Field(default_factory=dict,
                                        description="More default tags (key: value), e.g. cost-center.")
 
@@ -49,4 +54,5 @@ def tagged_provider(name: str, args: AwsProviderArgs, *,
     `opts=ResourceOptions(providers={"aws": p})` (or `provider=p`) to AWS components."""
     tags = default_tags(project=project or pulumi.get_project(), stack=stack or pulumi.get_stack(),
                         environment=environment, extra=args.extra_tags)
-    return aws.Provider(name, region=args.region, default_tags={"tags": tags}, opts=opts)
+    profile = {"profile": args.profile} if args.profile else {}
+    return aws.Provider(name, region=args.region, default_tags={"tags": tags}, opts=opts, **profile)

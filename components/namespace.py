@@ -17,8 +17,10 @@ from components.types import DomainName, Ipv4Cidr, NamespaceName, dns_label_prob
 # namespaces, privilege escalation, extra capabilities, no seccomp profile).
 POD_SECURITY_LEVEL = "restricted"
 # Pinned to the target minor so a cluster upgrade cannot tighten the policy under a
-# running release; move it when the kit's target Kubernetes version moves.
-POD_SECURITY_VERSION = "v1.34"
+# running release: the default EKS minor, components/cluster.py DEFAULT_VERSION (a test
+# keeps them equal). An older API server (the 1.34 engine tests, a laptop cluster) accepts
+# it and evaluates its own newest policy: Pod Security admission clamps a newer version.
+POD_SECURITY_VERSION = "v1.35"
 # The EKS Pod Identity agent's link-local address on every node (IPv4).
 POD_IDENTITY_AGENT = "169.254.170.23/32"
 # Set by the API server on every namespace since 1.22; cannot be spoofed by a user.
@@ -102,9 +104,12 @@ class Namespace(pulumi.ComponentResource):
     def __init__(self, name: str, args: NamespaceArgs, *,
                  ingress_cidrs: pulumi.Input[Sequence[str]] | None = None,
                  database_cidrs: pulumi.Input[Sequence[str]] | None = None,
+                 policies_depend_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """`ingress_cidrs` / `database_cidrs` add to the Args' lists values that are
-        other components' outputs (the VPC CIDR, the database subnets' CIDRs)."""
+        other components' outputs (the VPC CIDR, the database subnets' CIDRs).
+        `policies_depend_on`: what makes the cluster enforce NetworkPolicies (e.g. the EKS Auto Mode
+        network-policy switch); the policies wait for it."""
         super().__init__("webstack:components:Namespace", name, None, opts)
         ns_name = args.namespace_name or name
         if problem := dns_label_problem(ns_name):
@@ -132,9 +137,11 @@ class Namespace(pulumi.ComponentResource):
         meta = lambda role: {"name": role, "namespace": namespace, "labels": labels}  # noqa: E731
         all_pods: dict = {}
 
+        policy_opts = pulumi.ResourceOptions(parent=self, depends_on=list(policies_depend_on))
+
         def policy(role: str, spec: dict) -> k8s.networking.v1.NetworkPolicy:
             return k8s.networking.v1.NetworkPolicy(
-                f"{name}-{role}", metadata=meta(role), spec={"podSelector": all_pods, **spec}, opts=child)
+                f"{name}-{role}", metadata=meta(role), spec={"podSelector": all_pods, **spec}, opts=policy_opts)
 
         def from_namespace(ns: str) -> dict:
             return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}}}

@@ -53,14 +53,13 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.k8s_pod import PodSource, labels
-from components.types import AbsolutePath, EnvName, dns_label_problem
+from components.types import AbsolutePath, AwsRegion, EnvName, dns_label_problem
 
 TYPE = "webstack:components:SecretsManagerEnv"
 
 CSI_DRIVER = "secrets-store.csi.k8s.io"
 SPC_API_VERSION = "secrets-store.csi.x-k8s.io/v1"
 # The same pattern as AwsProviderArgs.region.
-AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 # The whole secret is always written too (ASCP writes the object and then its jmesPath
 # entries); a fixed name keeps it apart from the per-variable files, which cannot contain '.'.
 WHOLE_SECRET_FILE = "secret.json"
@@ -83,7 +82,7 @@ class SecretsManagerEnvArgs(BaseModel):
         description="Environment variable name -> key of the secret's JSON value it gets, e.g. "
                     "{'PGPASSWORD': 'password'}. Several variables may take the same key. The RDS-managed "
                     "secret holds 'username' and 'password'.")
-    region: str = Field(pattern=AWS_REGION_PATTERN,
+    region: AwsRegion = Field(
                         description="AWS region of the secret, e.g. 'eu-west-1' (the provider refuses an ARN "
                                     "from another region).")
     mount_path: AbsolutePath = Field(

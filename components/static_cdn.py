@@ -201,9 +201,11 @@ class StaticCdn(pulumi.ComponentResource):
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.distribution_arn = distribution.arn
+        self.distribution_id = distribution.id
         self.domain_name = pulumi.Output.from_input(args.domain_name) if args.domain_name else distribution.domain_name
         self.url = self.domain_name.apply(lambda d: f"https://{d}")
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
+                               "distribution_id": self.distribution_id,
                                "distribution_arn": self.distribution_arn, "url": self.url})
 
     def _access_logs(self, name: str, distribution: aws.cloudfront.Distribution, retention_days: int) -> None:

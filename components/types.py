@@ -93,9 +93,9 @@ AbsolutePath = Annotated[str, AfterValidator(_absolute_path),
 
 # --- Kubernetes quantities ------------------------------------------------------------
 
-QUANTITY_PATTERN = (r"^\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+QUANTITY_PATTERN = (r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
 _QUANTITY = re.compile(
-    r"^(?P<num>\+?(?:\d+(?:\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+    r"^(?P<num>\+?(?:\d+(?:\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$", re.ASCII)
 _SUFFIX = {
     "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
     "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
@@ -188,8 +188,8 @@ ImageRef = Annotated[str, AfterValidator(_image), Field(json_schema_extra={
 
 # --- networks -------------------------------------------------------------------------
 
-_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-IPV4_CIDR_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}/([0-9]|[12]\d|3[0-2])$"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_CIDR_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}/([0-9]|[12][0-9]|3[0-2])$"
 
 
 def _ipv4_network(value: str) -> ipaddress.IPv4Network:
@@ -238,11 +238,13 @@ AllowlistCidr = allowlist_cidr(1)
 HOSTNAME_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 DomainName = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253, examples=["api.example.com"])]
 
-ACM_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$"
+ACM_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$"
 AcmCertificateArn = Annotated[str, Field(
     pattern=ACM_ARN_PATTERN,
     examples=["arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"])]
 
+AWS_REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"
+AwsRegion = Annotated[str, Field(pattern=AWS_REGION_PATTERN, examples=["eu-west-1"])]
 HostedZoneId = Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,31}$", examples=["Z0123456789ABCDEFGHIJ"])]
 SecurityGroupId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$", examples=["sg-0a1b2c3d4e5f60718"])]
 VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$", examples=["vpc-0abc1234"])]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Union
 
 import pulumi
 from pydantic import Field, TypeAdapter, ValidationError
 
+from components.types import AWS_REGION_PATTERN
 from stacks import settings as shared
 from stacks.django import settings as django
 from stacks.django.settings import DjangoSettings
@@ -24,6 +26,7 @@ from stacks.fastapi import settings as fastapi
 from stacks.fastapi.settings import FastApiSettings
 from stacks.settings import FRAMEWORKS, SecretValue, StackSettings
 
+_REGION = re.compile(AWS_REGION_PATTERN)
 AnyStack = Annotated[Union[FastApiSettings, DjangoSettings], Field(discriminator="framework")]
 _ADAPTER: TypeAdapter = TypeAdapter(AnyStack)
 
@@ -39,22 +42,30 @@ def settings_from_config(config: pulumi.Config | None = None) -> FastApiSettings
     """Reads every `webstack:` key the Pulumi CLI passed to this program."""
     namespace = (config.name if config is not None else None) or pulumi.get_project()
     values, secret_keys = _read_namespace(namespace)
-    return load_settings(values, secret_keys)
+    return load_settings(values, secret_keys, aws_region=pulumi.Config("aws").get("region"))
 
 
-def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()
-                  ) -> FastApiSettings | DjangoSettings:
-    """Validates `{key: value}` (keys without the `webstack:` prefix). Raises ConfigError."""
+def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset(), *,
+                  aws_region: str | None = None) -> FastApiSettings | DjangoSettings:
+    """Validates `{key: value}` (keys without the `webstack:` prefix), and `aws:region`, which the kit's
+    AWS provider uses, when given. Raises ConfigError."""
     raw = {k: _mark_secrets(v) if k in secret_keys else v for k, v in values.items()}
     given = copy.deepcopy(raw)  # what the stack file says, before profiles fill in defaults
     misplaced = _misplaced_sections(raw)
     for section in misplaced:
         raw.pop(section)
     problems = list(misplaced.values())
+    if aws_region is not None and not _REGION.fullmatch(aws_region):
+        problems.append(f"aws:region: {aws_region!r} is not an AWS region (e.g. eu-west-1); "
+                        "set it: pulumi config set aws:region <region>")
     for section in ("network", "cluster"):
         # `mode` may be left out: the default is to create the VPC or cluster.
         if isinstance(raw.get(section), dict):
             raw[section] = {"mode": "create", **raw[section]}
+    if "cluster" not in raw:
+        # No cluster section: on aws the kit creates one (its settings are then checked like any
+        # other, e.g. how `pulumi up` reaches its API); on local, the kubeconfig's current context.
+        raw["cluster"] = {"mode": "context" if raw.get("target") == "local" else "create"}
     _apply_profile(raw)
     try:
         settings = _ADAPTER.validate_python(raw)

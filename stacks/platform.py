@@ -99,7 +99,8 @@ def build_platform(name: str, settings: StackSettings, *, parent: pulumi.Resourc
         return Platform(name, settings, parent, namespace, provider)
 
     region = aws.config.region or "us-east-1"
-    aws_provider = tagged_provider(f"{name}-aws", AwsProviderArgs(region=region),
+    # The same identity as `aws eks get-token` in the kubeconfig (Cluster passes aws:profile there).
+    aws_provider = tagged_provider(f"{name}-aws", AwsProviderArgs(region=region, profile=aws.config.profile),
                                    environment=settings.environment, opts=child)
     on_aws = pulumi.ResourceOptions(parent=parent, providers={"aws": aws_provider})
     network = None
@@ -133,7 +134,10 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
         pod_identity_agent=aws_target and s.has_database(),
         egress=list(s.app.egress),
     )
+    cluster = platform.cluster
     return Namespace(f"{platform.name}-ns", args, ingress_cidrs=platform.vpc_cidrs() if aws_target else None,
+                     # On a cluster the kit creates, policies apply once enforcement is switched on.
+                     policies_depend_on=[r for r in [cluster and cluster.network_policy_enforcement] if r],
                      opts=platform.k8s_opts)
 
 
@@ -179,6 +183,7 @@ class AppDatabase:
     """How the app and its release Jobs reach their database: env vars, some from outputs."""
 
     host: pulumi.Output[str]
+    identifier: pulumi.Output[str] | None  # the RDS instance's, on aws
     secrets: dict[str, pulumi.Input[str]]  # other resources' outputs travel in the Secret
     env: dict[str, str]
     service_account: str | None = None  # for release Jobs that read the RDS secret
@@ -204,7 +209,7 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
             secrets[url_env] = pulumi.Output.all(pg.host, password).apply(
                 lambda v: database_url(pg.username, v[0], pg.port, pg.database_name, "disable", password=v[1]))
         return AppDatabase(
-            host=pg.host, secrets=secrets,
+            host=pg.host, identifier=None, secrets=secrets,
             env={"DATABASE_PORT": str(pg.port), "DATABASE_NAME": pg.database_name,
                  "DATABASE_USER": pg.username, "DATABASE_SSLMODE": "disable"})
     assert platform.network is not None and platform.cluster is not None
@@ -240,7 +245,7 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
         env[url_env] = database_url("$(DATABASE_USER)", "$(DATABASE_HOST)", "$(DATABASE_PORT)",
                                     "$(DATABASE_NAME)", "require")
     return AppDatabase(
-        host=db.address,
+        host=db.address, identifier=db.identifier,
         secrets={"DATABASE_HOST": db.address, "DATABASE_PORT": db.port.apply(str),
                  "DATABASE_SECRET_ARN": db.secret_arn},
         env=env, service_account=release_account, sources=[password.pod_source],
@@ -321,11 +326,19 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
     return WebService(platform.app_service_account, args, namespace=ns.name,
                       secrets={**app_secrets(s), **(secrets or {})} or None, sources=sources,
                       depends_on=list(depends_on), ingress_certificate_arn=_issued_certificate(platform),
+                      # An Ingress no controller serves would wait 10 minutes and fail the update.
+                      ingress_depends_on=[r for r in [platform.cluster and platform.cluster.ingress_class] if r],
                       opts=platform.k8s_opts)
 
 
 def base_exports(platform: Platform) -> dict[str, Any]:
     """The outputs every stack has, as `pulumi stack output` shows them."""
     s = platform.settings
-    return {"framework": s.framework, "environment": s.environment, "target": s.target,
-            "namespace": platform.namespace}
+    outputs: dict[str, Any] = {"framework": s.framework, "environment": s.environment, "target": s.target,
+                               "namespace": platform.namespace, "health_path": s.app.health.readiness_path}
+    if s.target == "aws":
+        # What `python -m cli verify` checks the live resources by (docs/verify.md).
+        outputs["aws_region"] = platform.region
+        if platform.cluster is not None and platform.cluster.cluster_name is not None:
+            outputs["cluster_name"] = platform.cluster.cluster_name
+    return outputs

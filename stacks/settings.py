@@ -182,7 +182,7 @@ class ObservabilitySettings(Section):
 
     namespace: NamespaceName = Field("monitoring", description="Namespace of Prometheus; allowed to scrape the app's pods.")
     otlp_endpoint: str | None = Field(
-        None, pattern=r"^https?://[^\s/]+(:\d+)?/?$",
+        None, pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$",
         description="OpenTelemetry collector (OTLP over HTTP) the app sends traces to, e.g. "
                     "http://otel-collector.monitoring:4318. Unset: tracing is wired but exports nothing.",
         examples=["http://otel-collector.monitoring:4318"])
@@ -202,7 +202,8 @@ class StackSettings(Section):
     namespace: NamespaceName | None = Field(None, description="Kubernetes namespace; default: `<project>-<stack>`.")
     app: AppSettings = Field(description="The service's container image, port, env and secrets.")
     cluster: ClusterSettings = Field(default_factory=CreateClusterArgs,
-                                     description="Which cluster runs the app; default: create one (aws).")
+                                     description="Which cluster runs the app; default: create one on aws, the "
+                                                 "kubeconfig's current context on local.")
     network: NetworkSettings = Field(default_factory=NewVpcArgs,
                                      description="VPC of the aws target: create one, or use existing subnets.")
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings,

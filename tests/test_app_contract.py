@@ -33,9 +33,13 @@ def local(**sections):
     return config
 
 
+# Where `pulumi up` runs from: the cluster's API must be reachable from there.
+RUNNER = {"endpoint_public_access_cidrs": ["203.0.113.0/24"]}
+
+
 def aws(**sections):
     config = {"webstack:framework": "fastapi", "webstack:environment": "dev", "aws:region": "us-east-1",
-              "webstack:app": {"image": "ghcr.io/acme/api:1.0"}}
+              "webstack:app": {"image": "ghcr.io/acme/api:1.0"}, "webstack:cluster": RUNNER}
     config.update({f"webstack:{k}": v for k, v in sections.items()})
     return config
 
@@ -147,12 +151,12 @@ def test_references_resolve_in_the_rendered_order_to_kit_and_secret_variables():
 ])
 def test_a_reference_kubernetes_would_leave_literal_is_refused(env, where, hint):
     with pytest.raises(ConfigError) as caught:
-        load_settings({"framework": "fastapi", "environment": "dev", "app": {"image": "a/b:1", "env": env}})
+        load_settings({"framework": "fastapi", "environment": "dev", "cluster": RUNNER, "app": {"image": "a/b:1", "env": env}})
     assert any(p.startswith(where) and hint in p for p in caught.value.problems), caught.value.problems
 
 
 def test_an_escaped_reference_and_a_reference_to_a_secret_are_accepted():
-    settings = load_settings({"framework": "fastapi", "environment": "dev",
+    settings = load_settings({"framework": "fastapi", "environment": "dev", "cluster": RUNNER,
                               "app": {"image": "a/b:1", "env": {"LITERAL": "$$(NOT_A_VAR)", "AUTH": "Bearer $(TOKEN)"},
                                       "secrets": {"TOKEN": "t"}}}, {"app"})
     assert settings.app.env["LITERAL"] == "$$(NOT_A_VAR)"
@@ -160,7 +164,7 @@ def test_an_escaped_reference_and_a_reference_to_a_secret_are_accepted():
 
 def test_a_dangling_reference_in_a_release_command_is_refused():
     with pytest.raises(ConfigError, match=r"webstack:app\.release\.0\.command: \$\(NOPE\) names no variable"):
-        load_settings({"framework": "fastapi", "environment": "dev",
+        load_settings({"framework": "fastapi", "environment": "dev", "cluster": RUNNER,
                        "app": {"image": "a/b:1", "release": [{"command": ["sh", "-c", "echo $(NOPE)"]}]}})
 
 
@@ -171,7 +175,7 @@ def test_a_dangling_reference_in_a_release_command_is_refused():
                                         ("ghp_" + "a" * 36, "a GitHub token")])
 def test_a_credential_in_an_env_value_is_refused_with_the_fix_and_never_echoed(value, kind):
     with pytest.raises(ConfigError) as caught:
-        load_settings({"framework": "fastapi", "environment": "dev", "app": {"image": "a/b:1", "env": {"DB": value}}})
+        load_settings({"framework": "fastapi", "environment": "dev", "cluster": RUNNER, "app": {"image": "a/b:1", "env": {"DB": value}}})
     (line,) = caught.value.problems
     assert line.startswith("webstack:app.env.DB: the value holds " + kind)
     assert "pulumi config set --secret --path 'webstack:app.secrets.DB'" in line
@@ -191,7 +195,7 @@ def test_a_credential_in_an_env_value_is_refused_with_the_fix_and_never_echoed(v
 ])
 def test_a_key_that_needs_another_is_refused_with_the_reason(config, where, hint):
     with pytest.raises(ConfigError) as caught:
-        load_settings({"framework": "fastapi", "environment": "dev", "app": {"image": "a/b:1"}, **config})
+        load_settings({"framework": "fastapi", "environment": "dev", "cluster": RUNNER, "app": {"image": "a/b:1"}, **config})
     assert any(p.startswith(where) and hint in p for p in caught.value.problems), caught.value.problems
 
 
@@ -251,7 +255,7 @@ def test_on_aws_the_rotated_password_reaches_the_app_and_its_jobs_through_the_cs
             assert env[name]["valueFrom"]["secretKeyRef"]["optional"] is False, "no pod starts without it"
         # The pods wait for the provider class, which waits for the driver's add-on.
         assert spc.urn in obj.dependencies
-    addon = mon.one("aws:eks/addon:Addon")
+    addon = mon.one("aws:eks/addon:Addon", "web-cluster-secrets-store")
     assert addon.inputs["addonName"] == "aws-secrets-store-csi-driver-provider"
     assert addon.urn in spc.dependencies
 

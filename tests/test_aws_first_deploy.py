@@ -72,5 +72,28 @@ def test_a_zone_and_a_certificate_of_the_users_means_no_new_certificate_but_the_
 ])
 def test_a_domain_needs_a_certificate_or_a_zone_and_a_zone_needs_a_domain(app, where, hint):
     with pytest.raises(ConfigError) as caught:
-        load_settings({"framework": "fastapi", "environment": "dev", "app": {"image": "a/b:1", **app}})
+        load_settings({"framework": "fastapi", "environment": "dev", "app": {"image": "a/b:1", **app},
+                       "cluster": {"deploy_from_vpc": True}})
     assert any(p.startswith(where) and hint in p for p in caught.value.problems), caught.value.problems
+
+
+def test_a_platform_stack_without_the_named_output_is_named_in_the_error():
+    config = {"webstack:framework": "fastapi", "webstack:environment": "dev", "aws:region": "us-east-1",
+              "webstack:app": {"image": "ghcr.io/acme/api:1.0"},
+              "webstack:cluster": {"mode": "stack_reference", "stack": "acme/platform/dev", "output": "kubeconfig2"}}
+    with pytest.raises(ValueError, match=r"the platform stack 'acme/platform/dev' exports no output 'kubeconfig2'"):
+        run_program("t", config, program)
+
+
+@pytest.mark.parametrize("region,ok", [("eu-west-1", True), ("us-gov-west-1", True), ("eu-west1", False),
+                                       ("EU-WEST-1", False)])
+def test_the_aws_region_is_checked_with_the_stack_config(region, ok):
+    config = {"framework": "fastapi", "environment": "dev", "app": {"image": "a/b:1"},
+              "cluster": {"deploy_from_vpc": True}}
+    if ok:
+        load_settings(config, aws_region=region)
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, aws_region=region)
+    assert caught.value.problems == [f"aws:region: {region!r} is not an AWS region (e.g. eu-west-1); "
+                                     "set it: pulumi config set aws:region <region>"]

@@ -75,6 +75,7 @@ def test_a_namespace_starting_with_a_digit_deploys():
 
 def test_a_govcloud_certificate_reaches_the_alb():
     config = {"webstack:framework": "fastapi", "webstack:environment": "dev", "aws:region": "us-gov-west-1",
+              "webstack:cluster": {"deploy_from_vpc": True},
               "webstack:app": {"image": "ghcr.io/acme/api:1.0", "domain": "api.example.com",
                                "certificate_arn": "arn:aws-us-gov:acm:us-gov-west-1:123456789012:certificate/0b1c"}}
     ingress = run_program("t", config, program).monitor.one("kubernetes:networking.k8s.io/v1:Ingress")
@@ -112,7 +113,7 @@ def test_the_loader_and_the_editor_schema_agree_on_a_digit_first_namespace():
     from cli.schema import stack_file_schema
 
     config = {"framework": "fastapi", "environment": "dev", "app": {"image": "ghcr.io/acme/api:1.0"},
-              "namespace": "1st-team"}
+              "namespace": "1st-team", "cluster": {"mode": "create", "deploy_from_vpc": True}}
     assert load_settings(config).namespace == "1st-team"
     doc = {"config": {f"webstack:{k}": v for k, v in config.items()}}
     assert not list(Draft202012Validator(stack_file_schema()).iter_errors(doc))

@@ -10,8 +10,12 @@ from stacks.errors import ConfigError
 OK_APP = {"image": "ghcr.io/acme/api:1.0.0"}
 
 
+# Where `pulumi up` runs from: the created cluster's API must be reachable from there.
+RUNNER = {"endpoint_public_access_cidrs": ["203.0.113.0/24"]}
+
+
 def stack(**overrides):
-    base = {"framework": "fastapi", "environment": "dev", "app": dict(OK_APP)}
+    base = {"framework": "fastapi", "environment": "dev", "app": dict(OK_APP), "cluster": RUNNER}
     base.update(overrides)
     return base
 
@@ -164,7 +168,7 @@ def test_bad_config_names_the_key_and_the_fix(config, secret_keys, where, hint):
 
 def test_every_problem_is_reported_at_once_one_line_each():
     config = {"framework": "fastapi", "environment": "qa", "target": "mars",
-              "app": {"port": 1, "imag": "x"}, "django": {}}
+              "app": {"port": 1, "imag": "x"}, "django": {}, "cluster": RUNNER}
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     keys = sorted(line.split(": ", 1)[0] for line in caught.value.problems)
@@ -175,7 +179,7 @@ def test_every_problem_is_reported_at_once_one_line_each():
 
 def test_a_misspelled_framework_and_a_missing_key_are_both_reported():
     with pytest.raises(ConfigError) as caught:
-        load_settings({"framwork": "fastapi", "environment": "qa"})
+        load_settings({"framwork": "fastapi", "environment": "qa", "cluster": RUNNER})
     keys = sorted(line.split(": ", 1)[0] for line in caught.value.problems)
     assert keys == ["webstack:app", "webstack:environment", "webstack:framework", "webstack:framwork"]
     assert any("did you mean 'framework'?" in line for line in caught.value.problems)

@@ -15,7 +15,7 @@ from stacks.settings import Section, StackSettings, database_in_cluster_vpc
 class GunicornServer(Section):
     """How Gunicorn runs the WSGI app."""
 
-    wsgi_app: str = Field("config.wsgi:application", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    wsgi_app: str = Field("config.wsgi:application", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
                           description="WSGI application as module:attribute.", examples=["shop.wsgi:application"])
     graceful_timeout_seconds: int = Field(
         30, ge=1, le=300, description="Seconds workers get to finish requests after SIGTERM (--graceful-timeout).")

@@ -49,7 +49,10 @@ class DjangoStack(pulumi.ComponentResource):
             env, release_account = db.env, db.service_account
             sources, database_ready = db.sources, db.depends_on
             outputs["database_host"] = db.host
+            outputs["db_instance_identifier"] = db.identifier
             outputs["static_url"] = static.url
+            outputs["static_bucket_name"] = static.bucket_name
+            outputs["static_distribution_id"] = static.distribution_id
 
         jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE))], secrets=wiring, env=env,
                             service_account=release_account, sources=sources, pod_field_env=POD_FIELD_ENV,

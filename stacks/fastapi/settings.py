@@ -30,7 +30,7 @@ class UvicornServer(Section):
     """How Uvicorn runs the ASGI app. `auto` values are computed from the pod's CPU and memory
     (see stacks/fastapi/server.py and bench/RESULTS.md for why)."""
 
-    app: str = Field("app.main:app", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+    app: str = Field("app.main:app", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
                      description="ASGI application as module:attribute.", examples=["orders_api.main:app"])
     workers: AutoOrWhole = Field(
         "auto", description="Worker processes per pod. auto: one per whole core of app.resources.cpu_limit "

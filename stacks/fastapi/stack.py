@@ -56,6 +56,8 @@ class FastApiStack(pulumi.ComponentResource):
             service_account, sources, database_ready = db.service_account, db.sources, db.depends_on
             default_release = [("migrate", ReleaseStep(command=db_args.migrate_command))]
             outputs["database_host"] = db.host
+            if db.identifier is not None:
+                outputs["db_instance_identifier"] = db.identifier
         jobs = release_jobs(platform, ns, default_release, secrets=secrets, env=release_env,
                             service_account=service_account, sources=sources,
                             pod_field_env=self.server.pod_field_env, depends_on=database_ready)

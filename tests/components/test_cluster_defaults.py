@@ -5,14 +5,31 @@ import json
 import pulumi
 
 from components.cluster import Cluster, CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
+from components.web_service import AlbIngress
 
 EKS = "aws:eks/cluster:Cluster"
+ADDON = "aws:eks/addon:Addon"
+PROVIDER = "pulumi:providers:kubernetes"
+INGRESS_CLASS = "kubernetes:networking.k8s.io/v1:IngressClass"
+INGRESS_CLASS_PARAMS = "kubernetes:eks.amazonaws.com/v1:IngressClassParams"
+CONFIG_MAP_PATCH = "kubernetes:core/v1:ConfigMapPatch"
 SUBNETS = ["subnet-0aaa11111", "subnet-0aaa22222"]
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+# The program runs inside the VPC, so the private endpoint (the default) is reachable.
+IN_VPC = {"deploy_from_vpc": True}
 
 
-def create(args=None):
-    return lambda: Cluster("eks", args or CreateClusterArgs(), subnet_ids=SUBNETS)
+def create(args=None, store=None):
+    def program():
+        cluster = Cluster("eks", args or CreateClusterArgs(**IN_VPC), subnet_ids=SUBNETS)
+        if store is not None:
+            store.append(cluster)
+    return program
+
+
+def get_token(monitor) -> dict:
+    kubeconfig = json.loads(monitor.one(PROVIDER).plain_inputs["kubeconfig"])
+    return kubeconfig["users"][0]["user"]["exec"]
 
 
 def test_cluster_runs_in_auto_mode(run):
@@ -59,7 +76,7 @@ def test_control_plane_logs_api_audit_authenticator_with_retention(run):
 
 
 def test_authentication_uses_access_entries_not_aws_auth(run):
-    monitor = run(create(CreateClusterArgs(admin_principal_arns=[ADMIN])))
+    monitor = run(create(CreateClusterArgs(admin_principal_arns=[ADMIN], **IN_VPC)))
 
     assert monitor.one(EKS).inputs["accessConfig"]["authenticationMode"] == "API"
     entry = monitor.one("aws:eks/accessEntry:AccessEntry")
@@ -95,12 +112,12 @@ def test_the_cluster_has_deletion_protection_unless_turned_off(run):
     # The component never reads the stack name; which stacks turn it off is the profile's
     # business (tests/test_stacks.py checks the prod and dev examples).
     assert run(create()).one(EKS).inputs["deletionProtection"] is True
-    off = CreateClusterArgs(deletion_protection=False)
+    off = CreateClusterArgs(deletion_protection=False, **IN_VPC)
     assert run(create(off)).one(EKS).inputs["deletionProtection"] is False
 
 
 def test_kubernetes_provider_gets_a_secret_kubeconfig_after_admin_access(run):
-    monitor = run(create(CreateClusterArgs(admin_principal_arns=[ADMIN])))
+    monitor = run(create(CreateClusterArgs(admin_principal_arns=[ADMIN], **IN_VPC)))
 
     provider = monitor.one("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "[secret]"
@@ -132,7 +149,7 @@ def test_stack_reference_mode_reads_the_kubeconfig_as_a_secret(run):
 def test_a_created_cluster_gets_the_secrets_store_add_on_with_sync_and_rotation(run):
     monitor = run(create())
 
-    addon = monitor.one("aws:eks/addon:Addon")
+    addon = monitor.one(ADDON, "eks-secrets-store")
     assert addon.inputs["addonName"] == "aws-secrets-store-csi-driver-provider"
     assert addon.inputs["clusterName"] == monitor.one(EKS).inputs["name"]
     assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
@@ -159,5 +176,75 @@ def test_clusters_the_kit_does_not_create_get_no_add_on(run):
 
     monitor = run(program)
 
-    assert not monitor.all("aws:eks/addon:Addon")
-    assert [c.secrets_store_addon for c in store] == [None, None]
+    assert not monitor.all(ADDON)
+    assert not monitor.all(INGRESS_CLASS) and not monitor.all(INGRESS_CLASS_PARAMS)
+    assert not monitor.all(CONFIG_MAP_PATCH)
+    for c in store:
+        assert (c.secrets_store_addon, c.metrics_server_addon) == (None, None)
+        assert (c.ingress_class, c.network_policy_enforcement) == (None, None)
+
+
+def test_a_created_cluster_gets_the_metrics_server_add_on_so_the_hpa_can_scale(run):
+    store: list = []
+    monitor = run(create(store=store))
+
+    addon = monitor.one(ADDON, "eks-metrics-server")
+    assert addon.inputs["addonName"] == "metrics-server"
+    assert addon.inputs["clusterName"] == monitor.one(EKS).inputs["name"]
+    assert store[0].metrics_server_addon is not None
+
+
+def test_a_created_cluster_gets_the_alb_ingress_class_auto_mode_serves(run):
+    store: list = []
+    monitor = run(create(store=store))
+
+    params = monitor.one(INGRESS_CLASS_PARAMS)
+    assert params.inputs["spec"] == {"scheme": "internet-facing"}
+    ingress_class = monitor.one(INGRESS_CLASS)
+    # The class AlbIngress names by default, so a WebService's Ingress finds it.
+    assert ingress_class.inputs["metadata"]["name"] == AlbIngress.model_fields["ingress_class_name"].default
+    assert ingress_class.inputs["spec"]["controller"] == "eks.amazonaws.com/alb"
+    assert ingress_class.inputs["spec"]["parameters"] == {
+        "apiGroup": "eks.amazonaws.com", "kind": "IngressClassParams", "name": params.inputs["metadata"]["name"]}
+    assert store[0].ingress_class is not None
+
+
+def test_the_ingress_class_waits_for_the_cluster_and_its_auto_mode_compute(run):
+    monitor = run(create())
+
+    params, ingress_class = monitor.one(INGRESS_CLASS_PARAMS), monitor.one(INGRESS_CLASS)
+    provider = monitor.one(PROVIDER)
+    component = monitor.one("webstack:components:Cluster")
+    # The metrics-server add-on turns ACTIVE only once Auto Mode has launched a node for it.
+    needed = {monitor.one(EKS).urn, monitor.one(ADDON, "eks-metrics-server").urn}
+    for obj in (params, ingress_class):
+        assert needed <= set(obj.dependencies)
+        assert obj.provider.startswith(provider.urn + "::")
+        assert obj.parent == component.urn
+    assert params.urn in ingress_class.dependencies
+
+
+def test_a_created_cluster_switches_on_network_policy_enforcement(run):
+    store: list = []
+    monitor = run(create(store=store))
+
+    patch = monitor.one(CONFIG_MAP_PATCH)
+    assert patch.inputs["metadata"] == {"name": "amazon-vpc-cni", "namespace": "kube-system"}
+    assert patch.inputs["data"] == {"enable-network-policy-controller": "true"}
+    assert monitor.one(EKS).urn in patch.dependencies
+    assert patch.provider.startswith(monitor.one(PROVIDER).urn + "::")
+    assert store[0].network_policy_enforcement is not None
+
+
+def test_get_token_uses_the_pulumi_aws_profile_and_region(run):
+    exec_ = get_token(run(create(), config={"aws:profile": "deploy"}))
+
+    assert exec_["env"] == [{"name": "AWS_PROFILE", "value": "deploy"}]
+    assert exec_["args"][-2:] == ["--region", "us-east-1"]
+
+
+def test_without_an_aws_profile_get_token_uses_the_ambient_credentials(run):
+    exec_ = get_token(run(create()))
+
+    assert "env" not in exec_
+    assert exec_["args"][-2:] == ["--region", "us-east-1"]

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.namespace import Namespace, NamespaceArgs
+from components.namespace import POD_SECURITY_VERSION, Namespace, NamespaceArgs
 
 NS = "kubernetes:core/v1:Namespace"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -17,7 +17,7 @@ def test_namespace_enforces_the_restricted_pod_security_standard(run):
     labels = monitor.one(NS).inputs["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
-        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v1.34"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == POD_SECURITY_VERSION
 
 
 def test_namespace_keeps_its_exact_name_without_a_random_suffix(run):

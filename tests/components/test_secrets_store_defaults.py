@@ -78,14 +78,14 @@ def test_the_mount_path_can_be_moved(run):
 
 def test_the_provider_class_waits_for_the_add_on_that_installs_its_crd(run):
     def program():
-        cluster = Cluster("eks", CreateClusterArgs(), subnet_ids=["subnet-0aaa11111"])
+        cluster = Cluster("eks", CreateClusterArgs(deploy_from_vpc=True), subnet_ids=["subnet-0aaa11111"])
         SecretsManagerEnv("web-db", ARGS, namespace="web", secret_arn=SECRET_ARN,
                           depends_on=[cluster.secrets_store_addon],
                           opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}))
 
     monitor = run(program)
 
-    assert monitor.one("aws:eks/addon:Addon").urn in monitor.one(SPC).dependencies
+    assert monitor.one("aws:eks/addon:Addon", "eks-secrets-store").urn in monitor.one(SPC).dependencies
 
 
 def test_a_cluster_the_kit_did_not_create_has_no_add_on_to_wait_for(run):
