@@ -97,3 +97,32 @@ def test_the_aws_region_is_checked_with_the_stack_config(region, ok):
         load_settings(config, aws_region=region)
     assert caught.value.problems == [f"aws:region: {region!r} is not an AWS region (e.g. eu-west-1); "
                                      "set it: pulumi config set aws:region <region>"]
+
+
+def _with_database():
+    return aws_stack({"domain": "api.example.com", "hosted_zone_id": ZONE}, fastapi={"database": {"enabled": True}})
+
+
+def test_pods_that_read_aws_through_pod_identity_wait_for_their_associations():
+    # Associations are eventually consistent: a pod started before its association gets no
+    # credentials, and a release Job would spend its only retry on that.
+    mon = _with_database().monitor
+    associations = {r.urn for r in mon.all("aws:eks/podIdentityAssociation:PodIdentityAssociation")}
+    assert len(associations) == 2, "the app's and the release Jobs' ServiceAccounts"
+    for kind in ("kubernetes:batch/v1:Job", "kubernetes:apps/v1:Deployment"):
+        assert associations <= set(mon.one(kind).dependencies), kind
+
+
+def test_the_ingress_waits_for_the_alb_ingressclass_and_policies_for_their_enforcement():
+    mon = _with_database().monitor
+    ingress_class = mon.one("kubernetes:networking.k8s.io/v1:IngressClass")
+    assert ingress_class.inputs["spec"]["controller"] == "eks.amazonaws.com/alb"
+    assert ingress_class.urn in mon.one(INGRESS).dependencies
+    switch = mon.one("kubernetes:core/v1:ConfigMapPatch")
+    for policy in mon.all("kubernetes:networking.k8s.io/v1:NetworkPolicy"):
+        assert switch.urn in policy.dependencies, policy.name
+
+
+def test_a_cluster_the_kit_creates_gets_metrics_server_for_the_hpa():
+    addons = {r.inputs["addonName"] for r in _with_database().monitor.all("aws:eks/addon:Addon")}
+    assert "metrics-server" in addons
