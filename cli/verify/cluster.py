@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from cli.verify.model import Check, Outcome, failed, passed, skipped
+from cli.verify.model import Check, Outcome, deletion_protection, failed, passed, skipped
 from cli.verify.storage import drift_fix
 from components.cluster import EKS_STANDARD_SUPPORT_ENDS
 
@@ -104,14 +104,9 @@ def upgrade_policy_outcome(cluster: Mapping[str, Any], stack: str) -> Outcome:
 
 
 def deletion_protection_outcome(cluster: Mapping[str, Any], environment: str, stack: str) -> Outcome:
-    if "deletionProtection" not in cluster:
-        return skipped("the API answer has no deletionProtection (an endpoint that does not report it?)")
-    if cluster.get("deletionProtection") is True:
-        return passed("deletion protection on")
-    fix = f"webstack:cluster.deletion_protection: true, or {drift_fix(stack)}"
-    if environment == "dev":
-        return skipped("deletion protection off; the dev profile turns it off", fix)
-    return failed("deletion protection off: one API call deletes the cluster", fix)
+    enabled = cluster.get("deletionProtection") is True if "deletionProtection" in cluster else None
+    return deletion_protection(enabled, environment=environment, what="cluster",
+                               fix=f"webstack:cluster.deletion_protection: true, or {drift_fix(stack)}")
 
 
 def describe(ctx: "Context") -> Mapping[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cli.verify.model import Check, Outcome, failed, passed, skipped
+from cli.verify.model import Check, Outcome, deletion_protection, failed, passed, skipped
 from cli.verify.storage import drift_fix
 
 if TYPE_CHECKING:
@@ -33,12 +33,8 @@ def private_outcome(db: Mapping[str, Any], stack: str) -> Outcome:
 
 
 def deletion_protection_outcome(db: Mapping[str, Any], environment: str, stack: str) -> Outcome:
-    if db.get("DeletionProtection") is True:
-        return passed("deletion protection on")
-    fix = f"webstack:<framework>.database.deletion_protection: true, or {drift_fix(stack)}"
-    if environment == "dev":
-        return skipped("deletion protection off; the dev profile turns it off", fix)
-    return failed("deletion protection off: one API call deletes the database", fix)
+    return deletion_protection(db.get("DeletionProtection") is True, environment=environment, what="database",
+                               fix=f"webstack:<framework>.database.deletion_protection: true, or {drift_fix(stack)}")
 
 
 def backups_outcome(db: Mapping[str, Any], environment: str, stack: str) -> Outcome:

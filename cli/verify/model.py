@@ -30,6 +30,18 @@ def failed(finding: str, fix: str) -> Outcome:
     return Outcome("FAIL", finding, fix)
 
 
+def deletion_protection(enabled: bool | None, *, environment: str, what: str, fix: str) -> Outcome:
+    """One verdict for every resource with deletion protection: on passes; off fails, except in dev,
+    whose profile turns it off; not reported (an endpoint that does not say) is a skip."""
+    if enabled is None:
+        return skipped("the API answer has no deletionProtection field (an endpoint that does not report it?)")
+    if enabled:
+        return passed("deletion protection on")
+    if environment == "dev":
+        return skipped("deletion protection off; the dev profile turns it off", fix)
+    return failed(f"deletion protection off: one API call deletes the {what}", fix)
+
+
 def skipped(finding: str, fix: str = "") -> Outcome:
     return Outcome("SKIP", finding, fix)
 

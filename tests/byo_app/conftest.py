@@ -7,7 +7,7 @@ installs everything (tools/setup) and a skipped check there would pass silently.
 
 from __future__ import annotations
 
-import os
+import runpy
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,14 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fastapi_app"))
 
 import harness  # noqa: E402
 from harness import Postgres, Server  # noqa: E402
-from kubelet import BYO_VENV, missing_byo_venv  # noqa: E402
+from harness import require  # noqa: E402
+from kubelet import BYO_VENV, Container, missing_byo_venv  # noqa: E402
 
-
-def require(reason: str | None) -> None:
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run this test: {reason}")
-        pytest.skip(reason)
+from cli.offline import run_program  # noqa: E402
+from cli.render import ROOT, write_render  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +62,24 @@ def serve(byo_venv, tmp_path) -> Iterator:
     finally:
         for server in started:
             server.stop()
+
+
+def program() -> None:
+    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+
+@pytest.fixture(scope="module")
+def rendered(request, tmp_path_factory):
+    """The test module's stack (its STACK, CONFIG and SECRET_KEYS) rendered as `python -m cli render`
+    writes it, and the mock engine's record of it."""
+    stack, config, secret_keys = request.module.STACK, request.module.CONFIG, request.module.SECRET_KEYS
+    run = run_program(stack, config, program, secret_keys)
+    dest = tmp_path_factory.mktemp("render") / stack
+    write_render(stack, run, dest)
+    return dest, run.monitor
+
+
+@pytest.fixture(scope="module")
+def job(rendered) -> Container:
+    """The stack's one release step, `app.release[0]`."""
+    return Container(rendered[0], "Job-web-release-1-*.release.json", rendered[1])

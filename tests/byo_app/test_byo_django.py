@@ -31,15 +31,12 @@ Substitutions (kubelet.Container.local makes these and nothing else, and lists e
 
 from __future__ import annotations
 
-import runpy
 from urllib.parse import urlsplit
 
 import pytest
 from harness import free_port, run_command
 from kubelet import APPS, Container, Database, Image, probe_host, sql_literal
 
-from cli.offline import run_program
-from cli.render import ROOT, write_render
 from stacks.django.server import MIGRATE
 
 STACK = "byo-django"
@@ -60,23 +57,6 @@ CONFIG = {
 # `pulumi config set --secret --path 'webstack:app.secrets.DATABASE_URL'` makes all of webstack:app secret.
 SECRET_KEYS = {"webstack:app"}
 IMAGE = Image(APPS / "notes", workdir="/app")
-
-
-def program():
-    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    run = run_program(STACK, CONFIG, program, SECRET_KEYS)
-    dest = tmp_path_factory.mktemp("render") / STACK
-    write_render(STACK, run, dest)
-    return dest, run.monitor
-
-
-@pytest.fixture(scope="module")
-def job(rendered) -> Container:
-    return Container(rendered[0], "Job-web-release-1-*.release.json", rendered[1])
 
 
 @pytest.fixture(scope="module")

@@ -33,15 +33,12 @@ Substitutions (kubelet.Container.local makes these and nothing else, and lists e
 
 from __future__ import annotations
 
-import runpy
 import signal
 
 import pytest
 from harness import free_port, run_command
 from kubelet import APPS, Container, Database, Image, probe_host, sql_literal
 
-from cli.offline import run_program
-from cli.render import ROOT, write_render
 from stacks.platform import database_url
 
 STACK = "byo-fastapi"
@@ -59,23 +56,6 @@ SECRET_KEYS = {"webstack:fastapi"}
 IMAGE = Image(APPS / "todo", workdir="/app", env={"PYTHONPATH": "/app/backend"})
 # The port of the kit's in-cluster PostgreSQL Service (DATABASE_PORT, and in DATABASE_URL).
 SERVICE_PORT = 5432
-
-
-def program():
-    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    run = run_program(STACK, CONFIG, program, SECRET_KEYS)
-    dest = tmp_path_factory.mktemp("render") / STACK
-    write_render(STACK, run, dest)
-    return dest, run.monitor
-
-
-@pytest.fixture(scope="module")
-def job(rendered) -> Container:
-    return Container(rendered[0], "Job-web-release-1-*.release.json", rendered[1])
 
 
 @pytest.fixture(scope="module")

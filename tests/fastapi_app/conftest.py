@@ -7,7 +7,6 @@ A missing binary skips with the reason; under CI (CI=true) it fails instead, bec
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,14 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
-from harness import APP_DIR, OtlpReceiver, Postgres, Server, free_port  # noqa: E402
-
-
-def require(reason: str | None) -> None:
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run this test: {reason}")
-        pytest.skip(reason)
+from harness import APP_DIR, OtlpReceiver, Postgres, Server, free_port, require  # noqa: E402
 
 
 @pytest.fixture(scope="session")

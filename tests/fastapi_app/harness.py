@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "stacks" / "fastapi" / "app"
 VENV_APP = ROOT / ".venv-app"
@@ -35,6 +37,15 @@ HOST = "127.0.0.1"
 POD_FIELD_STAND_INS = {"metadata.name": "web-app-test-pod", "metadata.namespace": "webstack-test",
                        "metadata.uid": "00000000-0000-4000-8000-000000000000", "spec.nodeName": "test-node",
                        "spec.serviceAccountName": "web-app", "status.podIP": HOST, "status.hostIP": HOST}
+
+
+def require(reason: str | None) -> None:
+    """Skip with `reason` when something a test needs is missing; under CI (CI=true) fail instead,
+    because .ci/run installs everything and a skipped check there would pass silently."""
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run this test: {reason}")
+        pytest.skip(reason)
 
 
 def free_port() -> int:
