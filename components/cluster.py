@@ -149,6 +149,16 @@ class CreateClusterArgs(BaseModel):
             raise ValueError(problem)
         return version
 
+    @field_validator("node_pools")
+    @classmethod
+    def _workloads_schedule(cls, pools: list[str]) -> list[str]:
+        # The system pool is tainted for critical add-ons only: without general-purpose, the app's
+        # pods and metrics-server stay Pending and `pulumi up` times out waiting for them.
+        if "general-purpose" not in pools:
+            raise ValueError(f"must include 'general-purpose', got {pools}: the 'system' pool runs only "
+                             "critical add-ons, so the app's pods would never be scheduled")
+        return pools
+
     @field_validator("control_plane_logs")
     @classmethod
     def _audit_kept(cls, logs: list[str]) -> list[str]:

@@ -64,3 +64,9 @@ def test_create_mode_without_subnets_says_where_they_come_from(run):
 def test_kubeconfig_mode_without_the_secret_says_how_to_pass_it(run):
     with pytest.raises(ValueError, match="needs the kubeconfig keyword"):
         run(lambda: Cluster("eks", KubeconfigClusterArgs(mode="kubeconfig")))
+
+
+def test_a_cluster_without_the_general_purpose_pool_is_refused():
+    # Only the tainted system pool: the app's pods and metrics-server would stay Pending.
+    with pytest.raises(ValidationError, match=r"node_pools\n  Value error, must include 'general-purpose'"):
+        CreateClusterArgs(deploy_from_vpc=True, node_pools=["system"])
