@@ -223,9 +223,9 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
     # secret, each as its own ServiceAccount, and the Secrets Store CSI driver hands it to them
     # as PGPASSWORD and DATABASE_PASSWORD (no AWS code in the app).
     release_account = f"{name}-release"
-    k8s.core.v1.ServiceAccount(f"{name}-release-service-account",
-                               metadata={"name": release_account, "namespace": ns.name},
-                               automount_service_account_token=False, opts=platform.k8s_opts)
+    release_sa = k8s.core.v1.ServiceAccount(f"{name}-release-service-account",
+                                            metadata={"name": release_account, "namespace": ns.name},
+                                            automount_service_account_token=False, opts=platform.k8s_opts)
     identities = [PodIdentity(f"{name}-{role}-identity", PodIdentityArgs(namespace=platform.namespace,
                                                                          service_account=account),
                               cluster_name=cluster.cluster_name, statements=secret_read_statements(db.secret_arn),
@@ -251,7 +251,7 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
         env=env, service_account=release_account, sources=[password.pod_source],
         # Pods mount the password only once the SecretProviderClass exists and their
         # ServiceAccounts may read the secret (the mount fails until then).
-        depends_on=[password, *identities])
+        depends_on=[password, *identities, release_sa])
 
 
 def database_url(user: str, host: str, port: int | str, name: str, sslmode: str, *,
