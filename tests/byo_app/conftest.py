@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import runpy
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fastapi_app"))
 
 import harness  # noqa: E402
-from harness import Postgres, Server  # noqa: E402
-from harness import require  # noqa: E402
+from harness import Postgres, Servers, require  # noqa: E402
 from kubelet import BYO_VENV, Container, missing_byo_venv  # noqa: E402
 
 from cli.offline import run_program  # noqa: E402
@@ -46,22 +45,11 @@ def postgres(byo_venv) -> Iterator[Postgres]:
 def serve(byo_venv, tmp_path) -> Iterator:
     """`serve(argv, env, cwd=..., port=..., ready_path=...)` starts a server, waits until
     `ready_path` answers 200 (bounded), and always stops it (SIGTERM, then SIGKILL)."""
-    started: list[Server] = []
-
-    def _serve(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, port: int,
-               ready_path: str, ready_headers: Mapping[str, str] | None = None) -> Server:
-        server = Server(argv, env=env, cwd=cwd, port=port, log_dir=tmp_path / "logs",
-                        ready_path=ready_path, ready_timeout=60, name=f"server{len(started)}",
-                        ready_headers=ready_headers)
-        started.append(server)
-        server.start()
-        return server
-
+    servers = Servers(tmp_path / "logs")
     try:
-        yield _serve
+        yield servers.start
     finally:
-        for server in started:
-            server.stop()
+        servers.stop_all()
 
 
 def program() -> None:

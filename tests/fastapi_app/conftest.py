@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
-from harness import APP_DIR, OtlpReceiver, Postgres, Server, free_port, require  # noqa: E402
+from harness import APP_DIR, OtlpReceiver, Postgres, Server, Servers, free_port, require  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -74,21 +74,16 @@ def serve(app_venv, tmp_path) -> Iterator:
     """`serve(argv, env, port=..., cwd=APP_DIR)` starts a server and waits for /healthz.
     Servers stop before fixtures set up earlier (request `otlp` before `serve` so the
     receiver is still there for the shutdown flush)."""
-    started: list[Server] = []
+    servers = Servers(tmp_path / "logs")
 
     def _serve(argv: Sequence[str], env: Mapping[str, str], *, port: int, cwd: Path = APP_DIR,
                ready_path: str = "/healthz") -> Server:
-        server = Server(argv, env=env, cwd=cwd, port=port, log_dir=tmp_path / "logs",
-                        ready_path=ready_path, name=f"server{len(started)}")
-        started.append(server)
-        server.start()
-        return server
+        return servers.start(argv, env, port=port, cwd=cwd, ready_path=ready_path)
 
     try:
         yield _serve
     finally:
-        for server in started:
-            server.stop()
+        servers.stop_all()
 
 
 @pytest.fixture

@@ -305,6 +305,25 @@ class Server:
         return status, json.loads(data) if data else None
 
 
+class Servers:
+    """Servers a test starts, each waited for until ready, all stopped at the end (`stop_all`)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir, self.started = log_dir, []
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str], *, port: int, cwd: Path,
+              ready_path: str, ready_headers: Mapping[str, str] | None = None) -> Server:
+        server = Server(argv, env=env, cwd=cwd, port=port, log_dir=self.log_dir, ready_path=ready_path,
+                        name=f"server{len(self.started)}", ready_headers=ready_headers)
+        self.started.append(server)
+        server.start()
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
 def worker_pids(server_pid: int) -> set[int]:
     """Worker processes of the Uvicorn server `server_pid`: its multiprocessing spawn
     children, not its resource tracker."""
