@@ -47,6 +47,19 @@ def _secrets_as_ciphertext(node: Any) -> Any:
     return node
 
 
+def _only_named_keys(node: Any) -> Any:
+    """A map whose keys have a pattern (env var names) refuses other keys, as the loader does:
+    pydantic writes the pattern as patternProperties, which alone lets any other name through."""
+    if isinstance(node, dict):
+        node = {k: _only_named_keys(v) for k, v in node.items()}
+        if "patternProperties" in node and "propertyNames" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        return node
+    if isinstance(node, list):
+        return [_only_named_keys(v) for v in node]
+    return node
+
+
 def stack_file_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     variants = [_variant(FastApiSettings, defs), _variant(DjangoSettings, defs)]
@@ -68,7 +81,7 @@ def stack_file_schema() -> dict[str, Any]:
         },
         "$defs": defs,
     }
-    return _secrets_as_ciphertext(copy.deepcopy(schema))
+    return _only_named_keys(_secrets_as_ciphertext(copy.deepcopy(schema)))
 
 
 def stack_file_schema_text() -> str:

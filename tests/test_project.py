@@ -104,3 +104,12 @@ def test_main_exports_the_documented_outputs(stack):
     assert {"framework", "environment", "target", "namespace"} <= set(run.outputs)
     assert run.outputs["framework"] == stack.split("-")[0]
     assert run.outputs["namespace"] == f"webstack-{stack}"
+
+
+def test_the_editor_schema_refuses_an_env_name_the_loader_refuses():
+    validator = jsonschema.Draft202012Validator(stack_file_schema())
+    base = {"webstack:framework": "fastapi", "webstack:environment": "dev"}
+    bad = {"config": {**base, "webstack:app": {"image": "x:1", "env": {"1BAD": "x"}}}}
+    good = {"config": {**base, "webstack:app": {"image": "x:1", "env": {"GOOD_1": "x"}}}}
+    assert list(validator.iter_errors(bad))
+    assert not list(validator.iter_errors(good))
