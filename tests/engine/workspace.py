@@ -158,7 +158,8 @@ class StackWorkspace:
         # mode: context is the local stacks' default; point it at the test cluster's context.
         self.pulumi("config", "set", "--path", "webstack:cluster.context", CONTEXT, timeout=60)
         for key in self.secret_keys:
-            self.pulumi("config", "set", "--secret", "--path", key, secrets.token_urlsafe(18), timeout=60)
+            # Hex, not urlsafe: a value starting with '-' would be read as a flag ("unknown shorthand flag").
+            self.pulumi("config", "set", "--secret", "--path", key, secrets.token_hex(18), timeout=60)
 
     def set_image(self, image: str) -> None:
         self.pulumi("config", "set", "--path", "webstack:app.image", image, timeout=60)
