@@ -73,14 +73,15 @@ def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
 def static_upload_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
     """What `collectstatic` (django-storages S3) needs on its bucket, and nothing more.
 
-    ListBucket on the bucket (compare existing files; --clear lists them), Get to read
-    metadata, Put to upload, Delete because `collectstatic --clear` removes stale files.
+    ListBucket on the bucket (compare existing files), Get to read the manifest and metadata,
+    Put to upload. No Delete: the kit never runs `collectstatic --clear`, since the old pods
+    keep serving pages that name the previous release's hashed files until the rollout ends.
     No ACL actions: the bucket enforces owner ownership, ACLs are off.
     """
     arn = pulumi.Output.from_input(bucket_arn)
     return [
         Statement("ListStaticBucket", ["s3:ListBucket"], [arn]),
-        Statement("WriteStaticObjects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        Statement("WriteStaticObjects", ["s3:GetObject", "s3:PutObject"],
                   [arn.apply(lambda a: f"{a}/*")]),
     ]
 

@@ -39,6 +39,8 @@ class InClusterPostgresArgs(BaseModel):
     storage_class: str | None = Field(None, description="StorageClass of the volume; default: the cluster's default.")
     resources: Resources = Field(Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi",
                                            memory_limit="512Mi"), description="CPU and memory of the server.")
+    max_connections: int = Field(100, ge=10, le=5000,
+                                 description="Connections the server accepts (PostgreSQL's max_connections), count.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "InClusterPostgresArgs":
@@ -98,6 +100,8 @@ class InClusterPostgres(pulumi.ComponentResource):
             "image": args.image,
             "imagePullPolicy": IMAGE_PULL_POLICY,
             "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
+            # The image's entrypoint passes its arguments on to postgres.
+            "args": ["-c", f"max_connections={args.max_connections}"],
             "env": [
                 {"name": "POSTGRES_DB", "value": args.database_name},
                 {"name": "POSTGRES_USER", "value": args.username},

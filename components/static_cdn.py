@@ -18,7 +18,7 @@ from components.naming import (CLOUDFRONT_OAC_NAME_MAX, CLOUDFRONT_POLICY_NAME_M
                                S3_BUCKET_PREFIX_MAX, LogRetentionDays, child_opts, physical_name, stack_prefix)
 from components.certificate import alias_records, dns_validated_certificate
 from components.types import AcmCertificateArn, DomainName, HostedZoneId
-from components.waf import WafArgs, WebAcl
+from components.waf import WafRules, WebAcl
 
 TYPE = "webstack:components:StaticCdn"
 ONE_YEAR_S = 31_536_000
@@ -45,7 +45,9 @@ class StaticCdnArgs(BaseModel):
     noncurrent_version_days: int = Field(30, ge=1, le=3650,
                                          description="Days an overwritten or deleted object version is kept before expiry.")
     protect: bool = Field(True, description="Pulumi refuses to delete the bucket (`protect` option).")
-    waf: WafArgs | None = Field(None, description="Attach a WAF web ACL (CLOUDFRONT scope, us-east-1). None: no WAF.")
+    waf: WafRules | None = Field(
+        None, description="Attach a WAF web ACL (CLOUDFRONT scope, us-east-1): managed rules and a rate limit. "
+                          "None: no WAF.")
     access_log_retention_days: LogRetentionDays | None = Field(
         30, description="Days CloudFront access logs (a JSON record per request) stay in CloudWatch Logs in "
         "us-east-1; null: no access logs.")

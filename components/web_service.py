@@ -38,10 +38,12 @@ from components.types import (AbsolutePath, AcmCertificateArn, DnsLabel, DomainN
 
 __all__ = [
     "AlbIngress", "Autoscaling", "ClassIngress", "ConfigFiles", "ExtraContainer", "HealthChecks",
-    "Resources", "WebService", "WebServiceArgs", "termination_grace_period",
+    "Resources", "SharedDir", "WebService", "WebServiceArgs", "termination_grace_period",
 ]
 
 APP_CONTAINER = "app"
+# Runs `init_command` in the app's image before the pod's containers start.
+INIT_CONTAINER = "init"
 # New pods must be Ready before an old one goes: capacity never drops during a rollout.
 MAX_UNAVAILABLE = 0
 MAX_SURGE = "25%"
@@ -116,13 +118,29 @@ class ExtraContainer(BaseModel):
         Resources(cpu_request="50m", cpu_limit="500m", memory_request="64Mi", memory_limit="128Mi"),
         description="CPU and memory of this container.")
     writable_paths: list[AbsolutePath] = Field(["/tmp"], description="Directories given a writable emptyDir.")
+    pre_stop_command: list[str] | None = Field(
+        None, min_length=1, description="preStop exec hook, instead of the pod's preStop sleep: e.g. a graceful "
+        "stop for a server that SIGTERM stops at once. Its time counts against the pod's grace period.")
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if value == APP_CONTAINER:
-            raise ValueError(f"{APP_CONTAINER!r} is the app's own container; choose another name")
+        if value in (APP_CONTAINER, INIT_CONTAINER):
+            raise ValueError(f"{value!r} is the app's own container; choose another name")
         return value
+
+
+class SharedDir(BaseModel):
+    """An emptyDir several containers of the pod mount, e.g. a unix socket between Nginx and the app."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: dns_label(20) = Field(description="Volume name (DNS label, <= 20 chars).")  # type: ignore[valid-type]
+    mount_path: AbsolutePath = Field(description="Where every listed container sees it.")
+    containers: list[str] = Field(min_length=1, description="Containers mounting it ('init' for init_command).")
+    memory: bool = Field(False, description="Backed by memory (tmpfs): counts against the containers' memory "
+                                            "limits; for sockets and heartbeat files.")
+    size_limit: Quantity = Field("64Mi", description="Size limit, bytes.")
 
 
 class ConfigFiles(BaseModel):
@@ -182,7 +200,15 @@ class WebServiceArgs(BaseModel):
     image: ImageRef = Field(description="App image by digest (repo@sha256:...); a tag only when require_digest is off.")
     require_digest: bool = Field(
         True, description="Refuse images pinned by tag only (staging, prod); off in dev, with a warning.")
-    port: int = Field(8000, ge=1024, le=65535, description="TCP port the app server listens on.")
+    port: int | None = Field(8000, ge=1024, le=65535, description="TCP port the app server listens on; None when "
+                             "it listens only on a unix socket behind another container (serve_from).")
+    probe_port: int | None = Field(
+        None, ge=1024, le=65535, description="Port the app container's probes call; default: `port`. The port of a "
+        "proxy in front of the app, so the probes test the path requests take.")
+    init_command: list[str] | None = Field(
+        None, min_length=1, description="Run in the app's image, with its env, before the pod's containers start "
+        "(e.g. collecting static files into a SharedDir).")
+    shared_dirs: list[SharedDir] = Field([], description="emptyDirs shared by containers of the pod.")
     command: list[str] | None = Field(None, description="Entrypoint override of the app container.")
     args: list[str] | None = Field(None, description="Arguments override of the app container.")
     env: dict[EnvName, str] = Field({}, description="Plain environment variables (secrets go to `secrets=`).")
@@ -238,7 +264,17 @@ class WebServiceArgs(BaseModel):
             problems.append(f"extra_containers: container names {names} are not unique")
         if self.serve_from not in names:
             problems.append(f"serve_from: {self.serve_from!r} is not a container of the pod {names}")
-        ports = [self.port] + [c.port for c in self.extra_containers]
+        if self.port is None and (self.serve_from == APP_CONTAINER or self.probe_port is None):
+            problems.append("port: None (the app on a unix socket) needs serve_from another container and a "
+                            "probe_port through it")
+        mounting = names + ([INIT_CONTAINER] if self.init_command else [])
+        for d in self.shared_dirs:
+            if unknown := sorted(set(d.containers) - set(mounting)):
+                problems.append(f"shared_dirs.{d.name}.containers: {unknown} are not containers of the pod "
+                                f"{mounting}")
+        if len({d.name for d in self.shared_dirs}) != len(self.shared_dirs):
+            problems.append("shared_dirs: names are not unique")
+        ports = [p for p in [self.port] + [c.port for c in self.extra_containers] if p is not None]
         if len(set(ports)) != len(ports):
             problems.append(f"extra_containers: ports {ports} collide (the pod shares one network namespace)")
         roles = [c.role for c in self.config_files]
@@ -262,6 +298,7 @@ class WebServiceArgs(BaseModel):
     @property
     def serving_port(self) -> int:
         if self.serve_from == APP_CONTAINER:
+            assert self.port is not None  # the validator requires it
             return self.port
         return next(c.port for c in self.extra_containers if c.name == self.serve_from)
 
@@ -296,7 +333,8 @@ def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], s
     `secret_*`: how the Secret reaches the app container (SecretWiring)."""
     config_maps = config_maps or {}
     volumes: list[dict[str, Any]] = list(secret_volumes)
-    mounts: dict[str, list[dict[str, Any]]] = {APP_CONTAINER: list(secret_mounts)}
+    mounts: dict[str, list[dict[str, Any]]] = {APP_CONTAINER: list(secret_mounts),
+                                               INIT_CONTAINER: list(secret_mounts)}
     for c in args.extra_containers:
         mounts[c.name] = []
     for files in args.config_files:
@@ -304,13 +342,20 @@ def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], s
         volumes.append({"name": vol, "configMap": {"name": config_maps[files.role]}})
         for name in files.containers:
             mounts[name].append({"name": vol, "mountPath": files.mount_path, "readOnly": True})
+    for d in args.shared_dirs:
+        vol = f"shared-{d.name}"
+        volumes.append({"name": vol, "emptyDir": {"sizeLimit": d.size_limit, **({"medium": "Memory"} if d.memory
+                                                                                 else {})}})
+        for name in d.containers:
+            mounts[name].append({"name": vol, "mountPath": d.mount_path})
     # Every container keeps serving through the endpoint-removal window (see
     # termination_grace_period); `sleep` needs no shell in the image (GA in 1.34).
     lifecycle = {"preStop": {"sleep": {"seconds": args.prestop_delay_seconds}}} \
         if args.prestop_delay_seconds else None
 
     def container(name: str, image: str, command, cargs, env: list[dict], ports: list[dict],
-                  resources: Resources, probes: dict, writable: list[str]) -> dict[str, Any]:
+                  resources: Resources, probes: dict, writable: list[str],
+                  pre_stop: list[str] | None = None) -> dict[str, Any]:
         wvols, wmounts = writable_volumes(name, writable, args.writable_size_limit)
         volumes.extend(wvols)
         spec: dict[str, Any] = {
@@ -328,20 +373,40 @@ def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], s
             spec["command"] = command
         if cargs:
             spec["args"] = cargs
-        if lifecycle:
+        if pre_stop:
+            spec["lifecycle"] = {"preStop": {"exec": {"command": pre_stop}}}
+        elif lifecycle:
             spec["lifecycle"] = lifecycle
         return spec
 
-    app_ports = [{"name": "http", "containerPort": args.port, "protocol": "TCP"}]
+    # Port names are unique in the pod: `http` is the one the Service targets.
+    def port_name(container: str) -> str:
+        return "http" if container == args.serve_from else container[:15].rstrip("-")
+
+    ports: dict[str, list[dict]] = {APP_CONTAINER: [{"name": port_name(APP_CONTAINER), "containerPort": args.port,
+                                                     "protocol": "TCP"}] if args.port is not None else []}
+    for c in args.extra_containers:
+        ports[c.name] = [{"name": port_name(c.name), "containerPort": c.port, "protocol": "TCP"}]
     if args.metrics_port and args.metrics_port not in {args.port, *(c.port for c in args.extra_containers)}:
-        app_ports.append({"name": "metrics", "containerPort": args.metrics_port, "protocol": "TCP"})
+        # On the container the Service targets: it serves /metrics there (e.g. a proxy's second listener).
+        ports[args.serve_from].append({"name": "metrics", "containerPort": args.metrics_port, "protocol": "TCP"})
+    probe_port = args.probe_port or args.port
+    assert probe_port is not None  # the validator requires one
     containers = [container(APP_CONTAINER, args.image, args.command, args.args, app_env(args, secret_env),
-                            app_ports, args.resources, args.health.probes(args.port), args.writable_paths)]
+                            ports[APP_CONTAINER], args.resources, args.health.probes(probe_port),
+                            args.writable_paths)]
     containers += [container(c.name, c.image, c.command, c.args,
                              [{"name": k, "value": v} for k, v in sorted(c.env.items())],
-                             [{"containerPort": c.port, "protocol": "TCP"}], c.resources,
-                             _http_probes(c, args.health), c.writable_paths)
+                             ports[c.name], c.resources, _http_probes(c, args.health), c.writable_paths,
+                             c.pre_stop_command)
                    for c in args.extra_containers]
+    init: list[dict[str, Any]] = []
+    if args.init_command:
+        spec = container(INIT_CONTAINER, args.image, args.init_command, None, app_env(args, secret_env), [],
+                         args.resources, {}, args.writable_paths)
+        del spec["ports"]
+        spec.pop("lifecycle", None)  # init containers take no lifecycle hooks
+        init.append(spec)
     return {
         "serviceAccountName": service_account_name,
         "automountServiceAccountToken": args.kubernetes_api_access or AUTOMOUNT_SERVICE_ACCOUNT_TOKEN,
@@ -356,6 +421,7 @@ def pod_spec(args: WebServiceArgs, *, service_account_name: pulumi.Input[str], s
              # Count only pods of the same revision, so a rollout is not skewed by old pods.
              "matchLabelKeys": ["pod-template-hash"]}
             for key, when in TOPOLOGY_SPREAD],
+        **({"initContainers": init} if init else {}),
         "containers": containers,
         "volumes": volumes,
     }
@@ -424,12 +490,13 @@ def pdb_spec(selector: dict[str, str]) -> dict[str, Any]:
             "unhealthyPodEvictionPolicy": UNHEALTHY_POD_EVICTION_POLICY}
 
 
-def ingress_annotations(args: WebServiceArgs, certificate_arn: pulumi.Input[str] | None = None
-                        ) -> dict[str, pulumi.Input[str]]:
+def ingress_annotations(args: WebServiceArgs, certificate_arn: pulumi.Input[str] | None = None,
+                        waf_acl_arn: pulumi.Input[str] | None = None) -> dict[str, pulumi.Input[str]]:
     """What the AWS load balancer controller reads: pod-IP targets, the readiness path as the
-    health check, deregistration as long as the pod serves after it is told to stop, and HTTPS
+    health check, deregistration as long as the pod serves after it is told to stop, HTTPS
     with a modern TLS policy when there is a certificate (`certificate_arn`, e.g. one the program
-    issues, or the Args'). None for a class ingress."""
+    issues, or the Args'), and a REGIONAL WAF web ACL in front when `waf_acl_arn` is given.
+    None for a class ingress."""
     ing = args.ingress
     if not isinstance(ing, AlbIngress):
         return {}
@@ -455,6 +522,8 @@ def ingress_annotations(args: WebServiceArgs, certificate_arn: pulumi.Input[str]
             "alb.ingress.kubernetes.io/ssl-redirect": "443",
             "alb.ingress.kubernetes.io/ssl-policy": ing.ssl_policy,
         })
+    if waf_acl_arn is not None:
+        annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"] = waf_acl_arn
     return annotations
 
 
@@ -504,10 +573,12 @@ class WebService(pulumi.ComponentResource):
                  depends_on: Sequence[pulumi.Resource] | None = None,
                  ingress_certificate_arn: pulumi.Input[str] | None = None,
                  ingress_depends_on: Sequence[pulumi.Resource] = (),
+                 ingress_waf_acl_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """`secrets`: env var name -> Pulumi secret (see `secrets_as`).
         `ingress_certificate_arn`: an ALB certificate known only as an Output (one the program issues).
         `ingress_depends_on`: what must exist before the Ingress (the IngressClass and its parameters).
+        `ingress_waf_acl_arn`: a REGIONAL WAF web ACL the ALB puts in front (AlbIngress only).
         `sources`: more env for the app container and the volumes it comes from (e.g.
         `SecretsManagerEnv.pod_source`); pass what creates them in `depends_on` too.
         `service_account_annotations`: e.g. the IRSA role ARN.
@@ -567,7 +638,7 @@ class WebService(pulumi.ComponentResource):
                                         args.service_port)
         if args.ingress is not None:
             self._ingress(name, args, meta, pulumi.ResourceOptions(parent=self, depends_on=list(ingress_depends_on)),
-                          ingress_certificate_arn)
+                          ingress_certificate_arn, ingress_waf_acl_arn)
         self.register_outputs({
             "deployment_name": self.deployment_name, "service_name": self.service_name,
             "service_account_name": self.service_account_name, "namespace": self.namespace,
@@ -587,10 +658,12 @@ class WebService(pulumi.ComponentResource):
             opts=child)
 
     def _ingress(self, name: str, args: WebServiceArgs, meta: dict, opts: pulumi.ResourceOptions,
-                 certificate_arn: pulumi.Input[str] | None) -> None:
+                 certificate_arn: pulumi.Input[str] | None, waf_acl_arn: pulumi.Input[str] | None) -> None:
         ing = args.ingress
         assert ing is not None
-        annotations = ingress_annotations(args, certificate_arn)
+        if waf_acl_arn is not None and not isinstance(ing, AlbIngress):
+            raise ValueError("ingress_waf_acl_arn: a WAF web ACL attaches to an ALB; this ingress is a class ingress")
+        annotations = ingress_annotations(args, certificate_arn, waf_acl_arn)
         ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata={**meta, **({"annotations": annotations} if annotations else {})},

@@ -17,11 +17,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 from pydantic_core import PydanticCustomError
 
 from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
+from components.database import DatabaseArgs
 from components.k8s_pod import HealthChecks, Resources, env_references, ordered_env
 from components.namespace import EgressRule
 from components.network import ExistingVpcArgs, NewVpcArgs
 from components.types import (AbsolutePath, AcmCertificateArn, DomainName, EnvName, HostedZoneId, ImageRef,
-                              NamespaceName, has_digest)
+                              NamespaceName, Quantity, has_digest)
 from stacks.errors import PROJECT, at, set_command
 
 Environment = Literal["dev", "staging", "prod"]
@@ -72,6 +73,18 @@ SECRET_VALUES = (
 def credential_in(value: str) -> str | None:
     """What kind of credential `value` holds, if it looks like one."""
     return next((kind for kind, pattern in SECRET_VALUES if pattern.search(value)), None)
+
+
+def _auto_or_whole(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise PydanticCustomError("auto_or_whole", "must be a whole number or auto, got '{value}'", {"value": str(value)})
+
+
+# A count the kit computes unless the stack file gives one.
+AutoOrWhole = Annotated[Union[int, Literal["auto"]], BeforeValidator(_auto_or_whole)]
 
 
 class Section(BaseModel):
@@ -155,7 +168,50 @@ class AppSettings(Section):
         both = sorted(set(self.env) & set(self.secrets))
         if both:
             raise at(f"env.{both[0]}", "also set in app.secrets; keep one of the two")
+        url = self.database_url_env
+        if url is not None and (url in self.env or url in self.secrets):
+            where = "env" if url in self.env else "secrets"
+            raise at("database_url_env", f"{url!r} is also set in app.{where}: the kit's database URL would "
+                                         f"clash with yours; remove app.{where}.{url}, or name the kit's another "
+                                         "way (or null for none)")
         return self
+
+
+class AppDatabaseSettings(DatabaseArgs):
+    """PostgreSQL for the app: RDS on aws (the keys above), an in-cluster server on local."""
+
+    local_password: ConfigSecret | None = Field(
+        None, description="target local: password of the in-cluster server's user (a Pulumi secret). "
+                          "On aws RDS generates and rotates it.")
+    local_storage: Quantity = Field("1Gi", description="target local: size of the in-cluster server's volume.")
+    local_image: ImageRef = Field("docker.io/library/postgres:17.6-bookworm",
+                                  description="target local: PostgreSQL image (Debian variant: runs as the pod's "
+                                              "non-root uid).")
+
+
+# DatabaseArgs keys that configure RDS only (database_name names the in-cluster database too).
+RDS_ONLY = tuple(name for name in DatabaseArgs.model_fields if name != "database_name")
+LOCAL_ONLY = ("local_storage", "local_image")
+
+
+def database_target_unused(section: str, target: str) -> dict[str, str]:
+    """The database keys of the other target: RDS keys on local, in-cluster keys on aws."""
+    if target == "local":
+        return {f"{section}.{name}": ("an RDS setting; target local runs PostgreSQL in the cluster "
+                                      "(local_storage, local_image): remove it") for name in RDS_ONLY}
+    return {f"{section}.{name}": "target local only; on aws RDS runs the database: remove it"
+            for name in LOCAL_ONLY}
+
+
+def database_target_problem(section: str, db: AppDatabaseSettings, target: str, *, required: bool) -> Exception | None:
+    """The in-cluster server needs a password from the stack file; RDS makes its own."""
+    key = f"{section}.local_password"
+    if required and target == "local" and db.local_password is None:
+        return at(key, "required on target local (the in-cluster server's password); store one encrypted: "
+                       + set_command(tuple(key.split(".")), secret=True))
+    if db.local_password is not None and target == "aws":
+        return at(key, "target aws uses RDS, which generates and rotates the password; remove the key")
+    return None
 
 
 class ClusterKubeconfig(KubeconfigClusterArgs):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from components.k8s_pod import Resources
 from components.types import parse_quantity
+from stacks.telemetry import POD_FIELD_ENV, otel_env
 
 if TYPE_CHECKING:  # settings validates with memory_problem below
     from stacks.fastapi.settings import UvicornServer
@@ -54,12 +55,6 @@ class ServerPlan:
     files: dict[str, str] = field(default_factory=dict)  # file name -> content, mounted at CONFIG_DIR
     pod_field_env: dict[str, str] = field(default_factory=dict)  # env name -> pod field (downward API)
     writable_paths: list[str] = field(default_factory=list)  # directories the server itself needs writable
-
-
-# Which pod, namespace and node a span came from: OpenTelemetry's Kubernetes resource attributes,
-# filled by the kubelet from the pod's own fields.
-POD_FIELD_ENV = {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "NODE_NAME": "spec.nodeName"}
-K8S_RESOURCE_ATTRIBUTES = "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME)"
 
 
 def worker_count(server: "UvicornServer", resources: Resources) -> int:
@@ -153,22 +148,8 @@ def plan_server(server: "UvicornServer", resources: Resources, *, port: int, ser
     command += ["--no-server-header", "--log-level", server.log_level,
                 "--log-config", f"{CONFIG_DIR}/{LOG_CONFIG}"]
 
-    env = {
-        "OTEL_SERVICE_NAME": service_name,
-        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={environment},service.namespace={service_name},"
-                                    + K8S_RESOURCE_ATTRIBUTES,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": format(trace_sample_ratio, "g"),
-        "OTEL_PYTHON_LOG_CORRELATION": "true",
-        "OTEL_METRICS_EXPORTER": "none",  # metrics go to Prometheus via /metrics
-        "OTEL_LOGS_EXPORTER": "none",  # logs go to stdout
-    }
-    if otlp_endpoint:
-        env |= {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint.rstrip("/"),
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
-    else:
-        # No collector yet: spans are still created (trace ids in logs), just not sent.
-        env["OTEL_TRACES_EXPORTER"] = "none"
+    env = otel_env(service_name=service_name, environment=environment, otlp_endpoint=otlp_endpoint,
+                   trace_sample_ratio=trace_sample_ratio)
     if server.metrics:
         # prometheus_client's multiprocess mode needs the directory to exist (its own emptyDir,
         # so every new pod starts without a dead worker's files).

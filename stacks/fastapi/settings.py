@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
-from components.database import DatabaseArgs
-from components.types import AllowlistCidr, ImageRef, Quantity
+from components.types import AllowlistCidr, Quantity
 from components.web_service import Autoscaling
-from stacks.errors import at, set_command
+from stacks.errors import at
 from stacks.fastapi.server import memory_problem, plan_server
-from stacks.settings import PROXY_IDLE_TIMEOUT_SECONDS, ConfigSecret, Section, StackSettings, database_in_cluster_vpc
-
-
-def _auto_or_whole(value: Any) -> Any:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise PydanticCustomError("auto_or_whole", "must be a whole number or auto, got '{value}'", {"value": str(value)})
-
-
-AutoOrWhole = Annotated[Union[int, Literal["auto"]], BeforeValidator(_auto_or_whole)]
+from stacks.settings import (PROXY_IDLE_TIMEOUT_SECONDS, AppDatabaseSettings, AutoOrWhole, Section, StackSettings,
+                             database_in_cluster_vpc, database_target_problem, database_target_unused)
 
 
 class UvicornServer(Section):
@@ -78,23 +66,13 @@ class UvicornServer(Section):
         return value
 
 
-class FastApiDatabase(DatabaseArgs):
+class FastApiDatabase(AppDatabaseSettings):
     """PostgreSQL for the app: RDS on aws (the keys above), an in-cluster server on local."""
 
     enabled: bool = Field(False, description="Give the app a PostgreSQL database and run its migrations "
                                              "as a release Job before every rollout.")
-    migrate_command: list[str] = Field(["alembic", "upgrade", "head"], min_length=1,
+    migrate_command: list[Annotated[str, Field(min_length=1)]] = Field(["alembic", "upgrade", "head"], min_length=1,
                                        description="Release step run in the new image before the rollout.")
-    local_password: ConfigSecret | None = Field(
-        None, description="target local: password of the in-cluster server's user (a Pulumi secret). "
-                          "On aws RDS generates and rotates it.")
-    local_storage: Quantity = Field("1Gi", description="target local: size of the in-cluster server's volume.")
-    local_image: ImageRef = Field("docker.io/library/postgres:17.6-bookworm",
-                             description="target local: PostgreSQL image (Debian variant: runs as the pod's non-root uid).")
-
-
-# DatabaseArgs keys that configure RDS only (database_name names the in-cluster database too).
-RDS_ONLY = tuple(name for name in DatabaseArgs.model_fields if name != "database_name")
 
 
 class FastApiSection(Section):
@@ -135,13 +113,8 @@ class FastApiSettings(StackSettings):
                 unused["network"] = "only used for the database here (fastapi.database.enabled is false)"
                 for name in ("cluster_name", "cluster_security_group_id"):
                     unused[f"cluster.{name}"] = "only used for the database (fastapi.database.enabled is false)"
-        elif self.target == "local":
-            for name in RDS_ONLY:
-                unused[f"fastapi.database.{name}"] = ("an RDS setting; target local runs PostgreSQL in the "
-                                                      "cluster (local_storage, local_image): remove it")
         else:
-            for name in ("local_storage", "local_image"):
-                unused[f"fastapi.database.{name}"] = "target local only; on aws RDS runs the database: remove it"
+            unused.update(database_target_unused("fastapi.database", self.target))
         if db.enabled and self.app.release is not None:
             unused["fastapi.database.migrate_command"] = ("app.release replaces the migration step: list the "
                                                           "migration command there, as its first step")
@@ -150,12 +123,8 @@ class FastApiSettings(StackSettings):
     @model_validator(mode="after")
     def _fits_target(self) -> "FastApiSettings":
         db, server = self.fastapi.database, self.fastapi.server
-        if db.enabled and self.target == "local" and db.local_password is None:
-            raise at("fastapi.database.local_password", "required with database.enabled on target local; "
-                     "store one encrypted: " + set_command(("fastapi", "database", "local_password"), secret=True))
-        if db.local_password is not None and self.target == "aws":
-            raise at("fastapi.database.local_password", "target aws uses RDS, which generates and rotates "
-                                                        "the password; remove the key")
+        if problem := database_target_problem("fastapi.database", db, self.target, required=db.enabled):
+            raise problem
         if server.keep_alive_timeout_seconds <= PROXY_IDLE_TIMEOUT_SECONDS:
             raise at("fastapi.server.keep_alive_timeout_seconds",
                      f"{server.keep_alive_timeout_seconds} is not above the load balancer's idle timeout "

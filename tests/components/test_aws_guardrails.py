@@ -17,7 +17,7 @@ from components.network import Network, NewVpcArgs
 from components.pod_identity import (PodIdentity, PodIdentityArgs, secret_read_statements,
                                      static_upload_statements)
 from components.static_cdn import StaticCdn, StaticCdnArgs
-from components.waf import WafArgs, WebAcl
+from components.waf import WafArgs, WafRules, WebAcl
 
 LONG_STACK = "acme-payments-platform-eu-central-staging"
 assert len(LONG_STACK) >= 40
@@ -45,7 +45,7 @@ def aws_program(profile: str, *, environment: str | None = None):
         db = Database("web", p["database"], vpc_id=net.vpc_id, subnet_ids=net.private_subnet_ids,
                       client_security_group_id=cluster.cluster_security_group_id, opts=opts)
         cdn = StaticCdn("web-static", p["static"].model_copy(update={
-            "domain_name": "static.example.com", "hosted_zone_id": "Z0123456789ABC", "waf": WafArgs()}), opts=opts)
+            "domain_name": "static.example.com", "hosted_zone_id": "Z0123456789ABC", "waf": WafRules()}), opts=opts)
         PodIdentity("web-collectstatic", PodIdentityArgs(namespace="web", service_account="collectstatic"),
                     cluster_name=cluster.cluster_name, statements=static_upload_statements(cdn.bucket_arn), opts=opts)
         PodIdentity("web-app", PodIdentityArgs(namespace="web", service_account="web"),

@@ -40,7 +40,7 @@ def test_collectstatic_may_write_only_objects_of_its_bucket(run):
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["ListStaticBucket"] == {"Sid": "ListStaticBucket", "Effect": "Allow",
                                           "Action": ["s3:ListBucket"], "Resource": [BUCKET_ARN]}
-    assert set(by_sid["WriteStaticObjects"]["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert set(by_sid["WriteStaticObjects"]["Action"]) == {"s3:GetObject", "s3:PutObject"}
     assert by_sid["WriteStaticObjects"]["Resource"] == [f"{BUCKET_ARN}/*"]
     assert not [a for s in statements for a in s["Action"] if "Acl" in a or a.endswith("*")]
 

@@ -4,7 +4,7 @@ import json
 import re
 
 from components.static_cdn import StaticCdn, StaticCdnArgs
-from components.waf import WafArgs
+from components.waf import WafRules
 
 CDN = "aws:cloudfront/distribution:Distribution"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -132,10 +132,17 @@ def test_without_a_domain_no_certificate_is_created(run):
 def test_waf_is_optional_and_attached_when_configured(run):
     assert "webAclId" not in run(cdn()).one(CDN).inputs
 
-    monitor = run(cdn(StaticCdnArgs(waf=WafArgs())))
+    monitor = run(cdn(StaticCdnArgs(waf=WafRules())))
     acl = monitor.one("aws:wafv2/webAcl:WebAcl")
     assert acl.inputs["scope"] == "CLOUDFRONT" and acl.inputs["region"] == "us-east-1"
     assert monitor.one(CDN).inputs["webAclId"] == acl.state["arn"]
+
+
+def test_the_static_files_waf_has_no_admin_rule_since_the_admin_is_never_served_from_there(run):
+    monitor = run(cdn(StaticCdnArgs(waf=WafRules())))
+
+    assert "admin-allowlist" not in [r["name"] for r in monitor.one("aws:wafv2/webAcl:WebAcl").inputs["rules"]]
+    assert not monitor.all("aws:wafv2/ipSet:IpSet")
 
 
 def test_physical_bucket_name_does_not_depend_on_the_logical_name(run):
