@@ -1,0 +1,67 @@
+"""Fixtures for the Django pod's plans (stacks/django/server.py, stacks/django/nginx.py): Debian's
+nginx, .venv-byo's Gunicorn, and a scratch directory both can use.
+
+A missing binary skips with the reason; under CI (CI=true) it fails instead (harness.require),
+because .ci/run installs everything (tools/setup) and a skipped check there would pass silently.
+
+As root, Nginx runs as `nobody`, as in the pod (a non-root uid, no `user` directive): the
+scratch directory is world-readable and the parts Nginx writes are owned by that user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fastapi_app"))
+
+from harness import require  # noqa: E402
+from plans_harness import BYO_GUNICORN, make_scratch  # noqa: E402
+
+
+def nginx_path() -> str | None:
+    # Debian puts it in /usr/sbin, which is not on a non-root user's PATH.
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    found = nginx_path()
+    require(None if found else "nginx not found: apt-get install nginx (tools/setup does, as root)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def gunicorn_bin() -> Path:
+    require(None if BYO_GUNICORN.exists() else f"{BYO_GUNICORN} missing: run tools/setup (./tools/test does)")
+    return BYO_GUNICORN
+
+
+@pytest.fixture(scope="session")
+def nginx_user() -> tuple[int, int] | None:
+    """(uid, gid) Nginx runs as: `nobody` when the tests run as root, else None (the caller's)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        user = pwd.getpwnam("nobody")
+    except KeyError:
+        require("running as root with no 'nobody' user to run Nginx as")
+        raise
+    return user.pw_uid, user.pw_gid
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    path = make_scratch()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
