@@ -1,0 +1,1 @@
+"""catalog: products, listed at / and edited in the admin."""

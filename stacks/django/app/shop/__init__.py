@@ -1,0 +1,1 @@
+"""shop: the webstack reference Django project (settings, URLs, WSGI entry point, probes)."""
