@@ -117,9 +117,11 @@ def build_platform(name: str, settings: StackSettings, *, parent: pulumi.Resourc
     return Platform(name, settings, parent, namespace, cluster.provider, aws_provider, network, cluster, region)
 
 
-def app_namespace(platform: Platform, *, database_port: int | None, serve_port: int) -> Namespace:
+def app_namespace(platform: Platform, *, database_port: int | None, serve_port: int,
+                  metrics_port: int | None = None) -> Namespace:
     """The app's namespace: Pod Security restricted, default-deny NetworkPolicies that admit the
-    ingress path (the VPC on aws, ingress-nginx on local), Prometheus and the database port."""
+    ingress path (the VPC on aws, ingress-nginx on local), Prometheus (on `metrics_port`, default the
+    serving port) and the database port."""
     s = platform.settings
     aws_target = s.target == "aws"
     args = NamespaceArgs(
@@ -128,7 +130,7 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
         # With ALB ip targets, traffic comes from the VPC, not from a controller's pods.
         ingress_controller_namespace=None if aws_target else LOCAL_INGRESS_NAMESPACE,
         monitoring_namespace=s.observability.namespace,
-        metrics_port=s.app.port,
+        metrics_port=metrics_port or serve_port,
         database_port=database_port,
         # On aws the app and its release Jobs read the database secret through Pod Identity.
         pod_identity_agent=aws_target and s.has_database(),
@@ -279,17 +281,27 @@ def release_jobs(platform: Platform, ns: Namespace, default: list[tuple[str, Rel
                                                     for i, step in enumerate(s.app.release, start=1)]
     jobs: list[ReleaseJob] = []
     for role, step in steps:
-        jobs.append(ReleaseJob(
-            f"{platform.name}-{role}",
-            ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=step.command,
-                           working_dir=step.working_dir, env={**env, **s.app.env}, resources=s.app.resources,
-                           # The app's pod fields too, so `$(NAME)` in app.env expands here as in the pods.
-                           pod_field_env=_own_pod_fields(s, pod_field_env),
-                           secrets_as="env", writable_paths=s.app.writable_paths),
-            namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
-            service_account_name=service_account, sources=sources, depends_on=[*depends_on, *jobs[-1:]],
-            opts=platform.k8s_opts))
+        jobs.append(release_job(platform, ns, role, step, secrets=secrets, env=env, service_account=service_account,
+                                sources=sources, pod_field_env=pod_field_env, depends_on=[*depends_on, *jobs[-1:]]))
     return jobs
+
+
+def release_job(platform: Platform, ns: Namespace, role: str, step: ReleaseStep, *,
+                secrets: dict[str, pulumi.Input[str]], env: dict[str, str], service_account: str | None = None,
+                sources: Sequence[PodSource] = (), pod_field_env: dict[str, str] | None = None,
+                depends_on: Sequence[pulumi.Resource] = ()) -> ReleaseJob:
+    """One release step in the new image, with the app's env and secrets and what the kit adds."""
+    s = platform.settings
+    return ReleaseJob(
+        f"{platform.name}-{role}",
+        ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=step.command,
+                       working_dir=step.working_dir, env={**env, **s.app.env}, resources=s.app.resources,
+                       # The app's pod fields too, so `$(NAME)` in app.env expands here as in the pods.
+                       pod_field_env=_own_pod_fields(s, pod_field_env),
+                       secrets_as="env", writable_paths=s.app.writable_paths),
+        namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
+        service_account_name=service_account, sources=sources, depends_on=list(depends_on),
+        opts=platform.k8s_opts)
 
 
 def _own_pod_fields(settings: StackSettings, fields: dict[str, str] | None) -> dict[str, str]:
@@ -301,10 +313,13 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
                 autoscaling: Any, secrets: dict[str, pulumi.Input[str]] | None = None,
                 env: dict[str, str] | None = None, config_files: Sequence[ConfigFiles] = (),
                 pod_field_env: dict[str, str] | None = None, writable_paths: Sequence[str] = (),
-                sources: Sequence[PodSource] = (), depends_on: Sequence[pulumi.Resource] = ()) -> WebService:
-    """The app's Deployment, Service, HPA, PDB and ingress, with the app's own env winning."""
+                sources: Sequence[PodSource] = (), depends_on: Sequence[pulumi.Resource] = (),
+                waf_acl_arn: pulumi.Input[str] | None = None, **pod: Any) -> WebService:
+    """The app's Deployment, Service, HPA, PDB and ingress, with the app's own env winning.
+    `pod`: more WebServiceArgs fields (a proxy container in front, shared volumes, ...); they
+    replace the defaults here."""
     s = platform.settings
-    args = WebServiceArgs(
+    defaults: dict[str, Any] = dict(
         image=s.app.image,
         require_digest=not s.is_dev,
         port=s.app.port,
@@ -323,12 +338,13 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
         # The app's own, then the server's (e.g. the metrics directory), each once.
         writable_paths=list(dict.fromkeys([*s.app.writable_paths, *writable_paths])),
     )
+    args = WebServiceArgs(**{**defaults, **pod})
     return WebService(platform.app_service_account, args, namespace=ns.name,
                       secrets={**app_secrets(s), **(secrets or {})} or None, sources=sources,
                       depends_on=list(depends_on), ingress_certificate_arn=_issued_certificate(platform),
                       # An Ingress no controller serves would wait 10 minutes and fail the update.
                       ingress_depends_on=[r for r in [platform.cluster and platform.cluster.ingress_class] if r],
-                      opts=platform.k8s_opts)
+                      ingress_waf_acl_arn=waf_acl_arn, opts=platform.k8s_opts)
 
 
 def base_exports(platform: Platform) -> dict[str, Any]:

@@ -269,17 +269,18 @@ def test_an_existing_cluster_without_its_name_cannot_hand_pods_the_password():
                                    "private_subnet_ids": ["subnet-0abc1234", "subnet-0abc1235"]}})
 
 
-def test_django_pods_and_jobs_know_their_ip_for_allowed_hosts_and_local_opens_no_database_port():
+def test_django_pods_and_jobs_know_their_ip_for_allowed_hosts_and_reach_the_kits_database():
     config = {"webstack:framework": "django", "webstack:environment": "dev", "webstack:target": "local",
               "webstack:cluster": {"mode": "context"},
-              "webstack:app": {"image": "ghcr.io/acme/shop:1.0", "env": {"ALLOWED_HOSTS": "shop.test,$(POD_IP)"}}}
-    mon = run_program("t", config, program).monitor
+              "webstack:app": {"image": "ghcr.io/acme/shop:1.0", "env": {"ALLOWED_HOSTS": "shop.test,$(POD_IP)"}},
+              "webstack:django": {"database": {"local_password": "pw"}}}
+    mon = run_program("t", config, program, {"webstack:django"}).monitor
     for kind in (DEPLOYMENT, JOB):
         env = container(mon, kind)["env"]
-        assert env[0] == {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in env
         assert expand_env(env, {"POD_IP": "10.0.3.17"})["ALLOWED_HOSTS"] == "shop.test,10.0.3.17"
     policies = {p.inputs["metadata"]["name"] for p in mon.all(POLICY)}
-    assert "allow-database" not in policies, "target local gives Django no database to reach"
+    assert "allow-database" in policies, "target local gives Django the in-cluster PostgreSQL"
 
 
 def test_only_pods_with_pod_identity_may_reach_its_agent():

@@ -13,6 +13,7 @@ from cli.offline import run_started, start
 from cli.render import PROGRAM, example_stacks, load_stack_file
 from stacks.errors import ConfigError
 
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 JOB = "kubernetes:batch/v1:Job"
@@ -99,8 +100,12 @@ def test_probes_hit_the_app_paths_and_the_grace_period_covers_the_server(name):
     app = next(c for c in pod["containers"] if c["name"] == "app")
     assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    graceful = int(app["command"][app["command"].index(
-        "--timeout-graceful-shutdown" if name.startswith("fastapi") else "--graceful-timeout") + 1])
+    if name.startswith("fastapi"):
+        graceful = int(app["command"][app["command"].index("--timeout-graceful-shutdown") + 1])
+    else:  # Gunicorn reads it from the rendered gunicorn.conf.py
+        conf = next(m.inputs["data"]["gunicorn.conf.py"] for m in stack(name).monitor.all(CONFIG_MAP)
+                    if "gunicorn.conf.py" in m.inputs["data"])
+        graceful = int(re.search(r"^graceful_timeout = ([0-9]+)\b", conf, re.MULTILINE).group(1))
     assert pod["terminationGracePeriodSeconds"] > graceful
 
 

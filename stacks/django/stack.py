@@ -1,27 +1,56 @@
-"""DjangoStack: a Django project on Gunicorn; every release migrates before it rolls out."""
+"""DjangoStack: Gunicorn behind Nginx in one pod; every release migrates, then collects static
+files, then rolls out.
+
+The pod:
+
+    client -> ALB / ingress-nginx -> nginx (app.port) -> unix socket -> gunicorn (app)
+                                     nginx (METRICS_PORT, /metrics only) -> Prometheus
+
+Gunicorn listens only on a socket in a memory-backed emptyDir the two containers share, so
+nothing but Nginx reaches it. The app container's probes call Nginx's port, so they test the
+path every request takes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.database import PORT as DATABASE_PORT
+from components.network import NewVpcArgs
+from components.pod_identity import PodIdentity, PodIdentityArgs, static_upload_statements
+from components.postgres import InClusterPostgresArgs
+from components.secrets_store import SecretsManagerEnvArgs
 from components.static_cdn import StaticCdn
-from stacks.django.server import MIGRATE, gunicorn_command
+from components.waf import WafArgs, WebAcl
+from components.web_service import APP_CONTAINER, INIT_CONTAINER, ConfigFiles, ExtraContainer, SharedDir
+from stacks.django import nginx
+from stacks.django.server import COLLECTSTATIC, MIGRATE, SOCKET_DIR, SOCKET_PATH, plan_gunicorn
+from stacks.django.server import CONF_FILE as GUNICORN_CONF
+from stacks.django.server import CONFIG_DIR as GUNICORN_DIR
 from stacks.django.settings import DjangoSettings
-from stacks.platform import (app_database, app_dns, app_namespace, base_exports, build_platform, release_jobs,
-                             web_service)
+from stacks.platform import (Platform, app_database, app_dns, app_namespace, base_exports, build_platform,
+                             release_job, release_jobs, web_service)
 from stacks.settings import ReleaseStep
 
-
+NGINX_CONTAINER = "nginx"
+# Nginx's second listener, serving only /metrics: Prometheus scrapes it, the load balancer never sees it.
+METRICS_PORT = 9000
+# Seconds a Terminating pod keeps serving while kube-proxy and the load balancer stop sending to it.
+PRESTOP_DELAY_SECONDS = 15
+# Where a local cluster's ingress controller and other pods come from (kind, k3d, minikube use these).
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 # Kubelet probes and ALB health checks send `Host: <pod IP>:<port>`; Django answers 400 to a host
-# missing from ALLOWED_HOSTS, so the pod must know its IP to allow it (README, "Deploy your own app").
+# missing from ALLOWED_HOSTS, so the pod must know its IP to allow it.
 POD_FIELD_ENV = {"POD_IP": "status.podIP"}
 
 
 class DjangoStack(pulumi.ComponentResource):
-    """Django on Gunicorn: migration Job gating the rollout; on aws, RDS and S3 + CloudFront."""
+    """Django: Nginx + Gunicorn pods, PostgreSQL (RDS on aws, in-cluster on local), static files
+    (S3 + CloudFront on aws, Nginx on local), the admin behind an allowlist and a WAF; migrate and
+    collectstatic Jobs gate every rollout."""
 
     def __init__(self, name: str, settings: DjangoSettings,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -29,39 +58,57 @@ class DjangoStack(pulumi.ComponentResource):
         dj = settings.django
         aws_target = settings.target == "aws"
         platform = build_platform(name, settings, parent=self, needs_network=aws_target)
-        # A database port is opened only where the kit gives Django a database (aws).
-        ns = app_namespace(platform, database_port=DATABASE_PORT if aws_target else None,
-                           serve_port=settings.app.port)
+        metrics_port = METRICS_PORT if dj.server.metrics else None
+        ns = app_namespace(platform, database_port=DATABASE_PORT, serve_port=settings.app.port,
+                           metrics_port=metrics_port)
+        self.server = plan_gunicorn(dj.server, settings.app.resources, threads=settings.gunicorn_threads(),
+                                    service_name=platform.namespace, environment=settings.environment,
+                                    otlp_endpoint=settings.observability.otlp_endpoint,
+                                    trace_sample_ratio=settings.observability.trace_sample_ratio)
         outputs = base_exports(platform)
 
-        # Connection facts are other resources' outputs; they reach the pods through the
-        # Secret, the one channel of WebService and ReleaseJob that takes Outputs.
-        wiring: dict[str, pulumi.Input[str]] = {}
-        env: dict[str, str] = {}
-        release_account = None
-        sources: list = []
-        database_ready: list = []
-        if aws_target:
-            db = app_database(platform, ns, dj.database)
-            static = StaticCdn(f"{name}-static", dj.static, opts=platform.aws_opts)
-            wiring = {**db.secrets, "STATIC_URL": static.url.apply(lambda u: f"{u}/"),
-                      "AWS_STORAGE_BUCKET_NAME": static.bucket_name}
-            env, release_account = db.env, db.service_account
-            sources, database_ready = db.sources, db.depends_on
-            outputs["database_host"] = db.host
+        db = self._database(platform, ns)
+        outputs["database_host"] = db.host
+        if db.identifier is not None:
             outputs["db_instance_identifier"] = db.identifier
-            outputs["static_url"] = static.url
-            outputs["static_bucket_name"] = static.bucket_name
-            outputs["static_distribution_id"] = static.distribution_id
-
+        # Outputs of other resources reach the pods through the Secret (`wiring`); plain values as env.
+        wiring: dict[str, pulumi.Input[str]] = dict(db.secrets)
+        env: dict[str, str] = {**db.env, **django_env(settings, platform)}
+        if aws_target:
+            env["DATABASE_PASSWORD_FILE"] = f"{SecretsManagerEnvArgs.model_fields['mount_path'].default}/DATABASE_PASSWORD"
         jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE))], secrets=wiring, env=env,
-                            service_account=release_account, sources=sources, pod_field_env=POD_FIELD_ENV,
-                            depends_on=database_ready)
-        web = web_service(platform, ns, command=gunicorn_command(dj.server, settings.app.port),
-                          graceful_timeout=dj.server.graceful_timeout_seconds, autoscaling=dj.autoscaling,
-                          secrets=wiring, env=env, sources=sources, pod_field_env=POD_FIELD_ENV,
-                          depends_on=[*database_ready, *jobs])
+                            service_account=db.service_account, sources=db.sources, pod_field_env=POD_FIELD_ENV,
+                            depends_on=db.depends_on)
+
+        waf_acl_arn = None
+        if aws_target:
+            static = StaticCdn(f"{name}-static", dj.static, opts=platform.aws_opts)
+            static_env = {"STATIC_URL": static.url.apply(lambda u: f"{u}/"),
+                          "AWS_STORAGE_BUCKET_NAME": static.bucket_name,
+                          "AWS_S3_CUSTOM_DOMAIN": static.domain_name}
+            wiring |= static_env
+            env["AWS_S3_REGION_NAME"] = platform.region or "us-east-1"
+            jobs.append(self._collectstatic(platform, ns, static, wiring, env, after=[*db.depends_on, *jobs]))
+            outputs.update(static_url=static.url, static_bucket_name=static.bucket_name,
+                           static_distribution_id=static.distribution_id)
+            if settings.has_alb and dj.admin.waf is not None:
+                waf_acl_arn = self._app_waf(platform)
+        else:
+            env["STATIC_URL"] = nginx.STATIC_URL_PATH
+
+        web = web_service(
+            platform, ns, command=self.server.command, graceful_timeout=dj.server.graceful_timeout_seconds,
+            autoscaling=dj.autoscaling, secrets=wiring, env={**env, **self.server.env},
+            pod_field_env={**self.server.pod_field_env, **POD_FIELD_ENV},
+            config_files=[ConfigFiles(role="gunicorn", mount_path=GUNICORN_DIR, files=self.server.files),
+                          ConfigFiles(role="nginx", mount_path=nginx.CONFIG_DIR,
+                                      files={nginx.CONF_FILE: self.nginx_conf(platform)},
+                                      containers=[NGINX_CONTAINER])],
+            writable_paths=self.server.writable_paths, sources=db.sources,
+            depends_on=[*db.depends_on, *jobs], waf_acl_arn=waf_acl_arn,
+            **pod_layout(settings))
         outputs["url"] = web.url
+        outputs["admin_path"] = f"/{settings.admin_path(pulumi.get_stack())}"
         outputs.update(app_dns(platform, web))
         if jobs:
             outputs["release_jobs"] = [job.job_name for job in jobs]
@@ -71,3 +118,122 @@ class DjangoStack(pulumi.ComponentResource):
     def exports(self) -> dict[str, Any]:
         """Stack outputs, as `pulumi stack output` will show them."""
         return dict(self.outputs)
+
+    @staticmethod
+    def _database(platform: Platform, ns):
+        s = platform.settings
+        assert isinstance(s, DjangoSettings)
+        db = s.django.database
+        if s.target == "local":
+            assert db.local_password is not None  # the settings require it on local
+            local = InClusterPostgresArgs(image=db.local_image, storage=db.local_storage,
+                                          database_name=db.database_name, max_connections=s.local_max_connections())
+            return app_database(platform, ns, db, local=local, local_password=db.local_password.get_secret_value())
+        return app_database(platform, ns, db)
+
+    @staticmethod
+    def _collectstatic(platform: Platform, ns, static: StaticCdn, wiring: dict[str, pulumi.Input[str]],
+                       env: dict[str, str], *, after: list[pulumi.Resource]):
+        """`manage.py collectstatic` in the new image, writing hashed files to the bucket as its own
+        ServiceAccount, whose Pod Identity may write that bucket and nothing else (no database
+        password either)."""
+        s = platform.settings
+        assert platform.cluster is not None and platform.cluster.cluster_name is not None
+        account = f"{platform.name}-static"
+        sa = k8s.core.v1.ServiceAccount(f"{platform.name}-static-service-account",
+                                        metadata={"name": account, "namespace": ns.name},
+                                        automount_service_account_token=False, opts=platform.k8s_opts)
+        identity = PodIdentity(f"{platform.name}-static-identity",
+                               PodIdentityArgs(namespace=platform.namespace, service_account=account),
+                               cluster_name=platform.cluster.cluster_name,
+                               statements=static_upload_statements(static.bucket_arn),
+                               opts=platform.aws_opts)
+        # No database password: collectstatic needs none, and this identity may not read the secret.
+        no_password = {k: v for k, v in wiring.items() if k not in ("DATABASE_PASSWORD", "PGPASSWORD")}
+        return release_job(platform, ns, "collectstatic", ReleaseStep(command=COLLECTSTATIC), secrets=no_password,
+                           env=env, service_account=account, pod_field_env=POD_FIELD_ENV,
+                           # A pod started before its Pod Identity association gets no AWS credentials.
+                           depends_on=[*after, sa, identity])
+
+    @staticmethod
+    def _app_waf(platform: Platform) -> pulumi.Output[str]:
+        """A REGIONAL web ACL on the app's ALB: managed rules, a rate limit, and the admin allowlist."""
+        s = platform.settings
+        assert isinstance(s, DjangoSettings) and s.django.admin.waf is not None
+        admin = s.django.admin
+        rules = s.django.admin.waf
+        args = WafArgs(**rules.model_dump(), admin_path=f"/{s.admin_path(pulumi.get_stack())}",
+                       admin_allowed_cidrs=admin.allowed_cidrs) if admin.allowed_cidrs else rules
+        return WebAcl(f"{platform.name}-app-waf", args, scope="REGIONAL", opts=platform.aws_opts).arn
+
+    def nginx_conf(self, platform: Platform) -> str:
+        s = platform.settings
+        assert isinstance(s, DjangoSettings)
+        dj = s.django
+        return nginx.nginx_conf(
+            port=s.app.port, socket_path=SOCKET_PATH,
+            metrics_port=METRICS_PORT if dj.server.metrics else None,
+            admin_path=s.admin_path(pulumi.get_stack()), admin_allowed_cidrs=list(dj.admin.allowed_cidrs),
+            trusted_proxy_cidrs=trusted_proxies(s, platform),
+            client_max_body_size_mb=dj.nginx.client_max_body_size_mb,
+            keep_alive_timeout_seconds=dj.nginx.keep_alive_timeout_seconds,
+            upstream_timeout_seconds=dj.server.timeout_seconds + 5,
+            shutdown_timeout_seconds=dj.server.graceful_timeout_seconds + nginx.GUNICORN_STOP_LAG_SECONDS,
+            https=s.serves_https,
+            static_root=nginx.STATIC_ROOT if s.target == "local" else None,
+            worker_processes=nginx.worker_processes(dj.nginx.resources.cpu_limit))
+
+
+def trusted_proxies(settings: DjangoSettings, platform: Platform) -> list[str]:
+    """Whose X-Forwarded-For Nginx believes: the stack's setting, else the VPC the kit created (the
+    ALB sends from it), else on local the private ranges the ingress controller's pods are in."""
+    given = settings.django.nginx.trusted_proxy_cidrs
+    if given is not None:
+        return list(given)
+    if settings.target == "local":
+        return list(PRIVATE_RANGES)
+    if isinstance(settings.network, NewVpcArgs) and platform.network is not None:
+        return [settings.network.cidr_block]
+    return []
+
+
+def django_env(settings: DjangoSettings, platform: Platform) -> dict[str, str]:
+    """What the kit tells Django (README, "Deploy your own app"): hosts, origins, HTTPS, the admin path."""
+    app, ns = settings.app, platform.namespace
+    service = platform.app_service_account  # WebService names its Service after itself
+    hosts = [h for h in [app.domain] if h] + [f"{service}.{ns}.svc.cluster.local", f"{service}.{ns}.svc",
+                                              "$(POD_IP)"]
+    scheme = "https" if settings.serves_https else "http"
+    env = {"DJANGO_ALLOWED_HOSTS": ",".join(hosts),
+           "DJANGO_CSRF_TRUSTED_ORIGINS": f"{scheme}://{app.domain}" if app.domain else "",
+           "DJANGO_HTTPS": "true" if settings.serves_https else "false",
+           "DJANGO_ADMIN_PATH": settings.admin_path(pulumi.get_stack())}
+    if settings.target == "local":
+        env["STATIC_ROOT"] = nginx.STATIC_ROOT
+    return env
+
+
+def pod_layout(settings: DjangoSettings) -> dict[str, Any]:
+    """WebServiceArgs fields of the Django pod: Nginx in front of Gunicorn's socket; on local an
+    init container collects the static files Nginx serves."""
+    dj = settings.django
+    local = settings.target == "local"
+    shared = [SharedDir(name="gunicorn", mount_path=SOCKET_DIR, containers=[APP_CONTAINER, NGINX_CONTAINER],
+                        memory=True)]
+    if local:
+        shared.append(SharedDir(name="static", mount_path=nginx.STATIC_ROOT,
+                                containers=[INIT_CONTAINER, NGINX_CONTAINER], size_limit="1Gi"))
+    proxy = ExtraContainer(
+        name=NGINX_CONTAINER, image=dj.nginx.image, port=settings.app.port,
+        command=["nginx", "-e", "stderr", "-c", f"{nginx.CONFIG_DIR}/{nginx.CONF_FILE}"],
+        health_path=nginx.HEALTH_PATH, resources=dj.nginx.resources, writable_paths=[nginx.TEMP_DIR],
+        pre_stop_command=nginx.stop_command(PRESTOP_DELAY_SECONDS, f"{nginx.TEMP_DIR}/nginx.pid"))
+    return {
+        "port": None, "probe_port": settings.app.port, "serve_from": NGINX_CONTAINER,
+        "extra_containers": [proxy], "shared_dirs": shared,
+        "metrics_port": METRICS_PORT if dj.server.metrics else None,
+        # Gunicorn stops a little after Nginx stopped accepting, so Nginx's last requests still reach it.
+        "prestop_delay_seconds": PRESTOP_DELAY_SECONDS + nginx.GUNICORN_STOP_LAG_SECONDS,
+        "init_command": COLLECTSTATIC if local else None,
+    }
+
