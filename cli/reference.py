@@ -45,7 +45,24 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _default(info: FieldInfo) -> str:
+def _default_instance(info: FieldInfo) -> BaseModel | None:
+    """A section's default when it is an instance whose values differ from its class's own
+    (e.g. the Nginx container's smaller resources)."""
+    value = info.default
+    if value is PydanticUndefined and info.default_factory is not None:
+        try:
+            value = info.default_factory()
+        except ValueError:
+            return None
+    return value if isinstance(value, BaseModel) else None
+
+
+def _default(info: FieldInfo, parent: BaseModel | None = None, name: str = "") -> str:
+    if parent is not None:
+        value = getattr(parent, name)
+        if isinstance(value, BaseModel):
+            return "see below"
+        return f"`{json.dumps(value)}`"
     if info.default is not PydanticUndefined:
         value = info.default
     elif info.default_factory is not None:
@@ -62,7 +79,9 @@ def _default(info: FieldInfo) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[tuple[str, str, str, str]]:
+def _rows(model: type[BaseModel], prefix: str, seen: set[str],
+          defaults: BaseModel | None = None) -> list[tuple[str, str, str, str]]:
+    """`defaults`: the section's default instance, whose values the rows show."""
     rows = []
     for name, info in model.model_fields.items():
         path = f"{prefix}{name}"
@@ -70,7 +89,7 @@ def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[tuple[str
             continue
         seen.add(path)
         desc = (info.description or "").replace("\n", " ").replace("|", "\\|")
-        rows.append((path, _type_name(info.annotation), _default(info), desc))
+        rows.append((path, _type_name(info.annotation), _default(info, defaults, name), desc))
         inner = _unwrap(info.annotation)
         for variant in _variants(inner):
             tag = _tag_of(variant)
@@ -79,7 +98,8 @@ def _rows(model: type[BaseModel], prefix: str, seen: set[str]) -> list[tuple[str
             rows.append((f"{path}.{tag_field}: {tag}", "object", "", doc))
             rows += _rows(variant, f"{path}.", {f"{path}.{tag_field}"})
         if isinstance(inner, type) and issubclass(inner, BaseModel):
-            rows += _rows(inner, f"{path}.", seen)
+            nested = getattr(defaults, name) if defaults is not None else _default_instance(info)
+            rows += _rows(inner, f"{path}.", seen, nested if isinstance(nested, BaseModel) else None)
         elif typing.get_origin(inner) is list:
             item = _unwrap(typing.get_args(inner)[0])
             if isinstance(item, type) and issubclass(item, BaseModel):
