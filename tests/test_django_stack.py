@@ -200,6 +200,26 @@ def test_a_regional_waf_with_the_admin_allowlist_guards_the_apps_alb():
     assert annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"] == regional.state["arn"]
 
 
+def test_outputs_name_the_admin_and_what_verify_checks():
+    prod, dev = stack("django-prod").outputs, stack("django-dev").outputs
+
+    assert prod["admin_url"] == "https://shop.acme.example/ops-7f3a/"
+    assert prod["admin_path"] == "/ops-7f3a/"  # verify expects 403 there from outside the allowlist
+    assert prod["app_waf_acl_arn"] == next(a for a in stack("django-prod").monitor.all(ACL)
+                                           if a.inputs["scope"] == "REGIONAL").state["arn"]
+    assert dev["admin_url"].endswith("/admin/")
+    assert "admin_path" not in dev  # no allowlist: nothing for verify to find refused
+
+
+def test_outside_dev_the_default_admin_path_is_the_stacks_own():
+    s = settings("django-prod", **{"django.admin.path": None})
+
+    path = s.admin_path("prod")
+    assert path.startswith("admin-") and path.endswith("/") and path != "admin/"
+    assert path == s.admin_path("prod") != s.admin_path("staging")
+    assert settings("django-dev").admin_path("dev") == "admin/"
+
+
 def test_without_a_domain_there_is_no_alb_so_no_app_waf():
     run = stack("django-dev")
 
@@ -244,9 +264,13 @@ def test_a_bad_admin_cidr_is_refused():
         settings("django-prod", **{"django.admin.allowed_cidrs": ["198.51.100.7/33"]})
 
 
-def test_bad_config_renders_nothing(tmp_path):
-    from cli.render import render
+def test_bad_config_renders_nothing(tmp_path, monkeypatch):
+    from cli import render as render_module
 
-    with pytest.raises(ConfigError):
-        run_with("django-prod", django={"admin": {"path": "admin/"}, "server": {"wsgi_app": "shop.wsgi:application"}})
-    assert not list(tmp_path.iterdir())
+    sf = load_stack_file("django-prod")
+    bad = {**sf.config, "webstack:django": {"admin": {"path": "admin/"}}}
+    monkeypatch.setattr(render_module, "load_stack_file", lambda name, root=None: sf._replace(config=bad)
+                        if hasattr(sf, "_replace") else type(sf)(sf.stack, bad, sf.secret_keys))
+    with pytest.raises(ConfigError, match="webstack:django.admin.path"):
+        render_module.render("django-prod", tmp_path)
+    assert not list(tmp_path.rglob("*"))

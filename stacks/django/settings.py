@@ -99,7 +99,7 @@ class AdminSettings(Section):
     path: str | None = Field(
         None, pattern=ADMIN_PATH_PATTERN,
         description="URL prefix of the admin, without the leading '/', e.g. 'ops-7f3a/' (the app reads "
-                    "DJANGO_ADMIN_PATH; the `admin_path` output shows it). Default: 'admin/' in dev; elsewhere "
+                    "DJANGO_ADMIN_PATH; the `admin_url` output shows it). Default: 'admin/' in dev; elsewhere "
                     "'admin-<8 hex of the stack name's hash>/', off the path every scanner tries. Setting 'admin/' "
                     "outside dev needs allowed_cidrs.")
     # WAF IP sets reject IPv4 prefixes shorter than /8.

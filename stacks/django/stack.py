@@ -108,7 +108,13 @@ class DjangoStack(pulumi.ComponentResource):
             depends_on=[*db.depends_on, *jobs], waf_acl_arn=waf_acl_arn,
             **pod_layout(settings))
         outputs["url"] = web.url
-        outputs["admin_path"] = f"/{settings.admin_path(pulumi.get_stack())}"
+        admin = settings.admin_path(pulumi.get_stack())
+        outputs["admin_url"] = web.url.apply(lambda u: f"{u.rstrip('/')}/{admin}")
+        if dj.admin.allowed_cidrs:
+            # What `python -m cli verify` checks is refused outside the allowlist (docs/verify.md).
+            outputs["admin_path"] = f"/{admin}"
+        if waf_acl_arn is not None:
+            outputs["app_waf_acl_arn"] = waf_acl_arn
         outputs.update(app_dns(platform, web))
         if jobs:
             outputs["release_jobs"] = [job.job_name for job in jobs]
