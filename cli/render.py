@@ -209,7 +209,8 @@ WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet"}
 
 
 def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """How each container of a workload starts: config/run/<Kind>-<name>.<container>.json.
+    """How each container of a workload, init containers included, starts:
+    config/run/<Kind>-<name>.<container>.json.
 
     The command, its env in the container's order (a Secret's key and a pod field shown by
     reference; a value with `$(NAME)` references also as the kubelet will expand it), which
@@ -224,7 +225,8 @@ def container_runs(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     config_maps = {v["name"]: v["configMap"]["name"] for v in pod.get("volumes") or [] if "configMap" in v}
     empty = {v["name"] for v in pod.get("volumes") or [] if "emptyDir" in v}
     runs = {}
-    for c in pod.get("containers") or []:
+    # Init containers too: what they run (on local Django, collectstatic) decides whether the pod starts.
+    for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         env: list[dict[str, Any]] = []
         stand_ins: dict[str, str] = {}
         for e in c.get("env") or []:

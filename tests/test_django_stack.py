@@ -170,8 +170,17 @@ def test_on_local_an_init_container_collects_the_static_files_nginx_serves():
     assert init["command"] == ["python", "manage.py", "collectstatic", "--noinput"]
     assert {"name": "shared-static", "mountPath": nginx.STATIC_ROOT} in init["volumeMounts"]
     assert {"name": "shared-static", "mountPath": nginx.STATIC_ROOT} in container(run, "nginx")["volumeMounts"]
+    # Django reads the manifest there to name each hashed file in its pages.
+    assert {"name": "shared-static", "mountPath": nginx.STATIC_ROOT} in container(run, "app")["volumeMounts"]
     assert env_of(init)["STATIC_ROOT"] == nginx.STATIC_ROOT
     assert not [j for j in run.monitor.all(JOB) if "collectstatic" in json.dumps(j.inputs)]
+
+
+def test_on_local_without_a_domain_the_laptops_own_names_are_allowed_hosts():
+    hosts = env_of(container(stack("django-local"), "app"))["DJANGO_ALLOWED_HOSTS"].split(",")
+
+    assert {"localhost", "127.0.0.1", "$(POD_IP)"} <= set(hosts)
+    assert "localhost" not in env_of(container(stack("django-prod"), "app"))["DJANGO_ALLOWED_HOSTS"]
 
 
 def test_on_local_django_gets_the_in_cluster_postgresql_sized_to_its_connections():

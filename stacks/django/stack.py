@@ -157,7 +157,7 @@ class DjangoStack(pulumi.ComponentResource):
         # No database password: collectstatic needs none, and this identity may not read the secret.
         no_password = {k: v for k, v in wiring.items() if k not in ("DATABASE_PASSWORD", "PGPASSWORD")}
         return release_job(platform, ns, "collectstatic", ReleaseStep(command=COLLECTSTATIC), secrets=no_password,
-                           env=env, service_account=account, pod_field_env=POD_FIELD_ENV,
+                           env={k: v for k, v in env.items() if k != "DATABASE_PASSWORD_FILE"}, service_account=account, pod_field_env=POD_FIELD_ENV,
                            # A pod started before its Pod Identity association gets no AWS credentials.
                            depends_on=[*after, sa, identity])
 
@@ -209,6 +209,9 @@ def django_env(settings: DjangoSettings, platform: Platform) -> dict[str, str]:
     service = platform.app_service_account  # WebService names its Service after itself
     hosts = [h for h in [app.domain] if h] + [f"{service}.{ns}.svc.cluster.local", f"{service}.{ns}.svc",
                                               "$(POD_IP)"]
+    if settings.target == "local" and not app.domain:
+        # The Ingress answers any host; on a laptop that is http://localhost/ (kind, k3d, Docker Desktop).
+        hosts += ["localhost", "127.0.0.1"]
     scheme = "https" if settings.serves_https else "http"
     env = {"DJANGO_ALLOWED_HOSTS": ",".join(hosts),
            "DJANGO_CSRF_TRUSTED_ORIGINS": f"{scheme}://{app.domain}" if app.domain else "",
@@ -227,8 +230,9 @@ def pod_layout(settings: DjangoSettings) -> dict[str, Any]:
     shared = [SharedDir(name="gunicorn", mount_path=SOCKET_DIR, containers=[APP_CONTAINER, NGINX_CONTAINER],
                         memory=True)]
     if local:
+        # The app reads the manifest (staticfiles.json) there to name each hashed file in its pages.
         shared.append(SharedDir(name="static", mount_path=nginx.STATIC_ROOT,
-                                containers=[INIT_CONTAINER, NGINX_CONTAINER], size_limit="1Gi"))
+                                containers=[INIT_CONTAINER, APP_CONTAINER, NGINX_CONTAINER], size_limit="1Gi"))
     proxy = ExtraContainer(
         name=NGINX_CONTAINER, image=dj.nginx.image, port=settings.app.port,
         command=["nginx", "-e", "stderr", "-c", f"{nginx.CONFIG_DIR}/{nginx.CONF_FILE}"],

@@ -1,5 +1,6 @@
 """Fixtures for the bring-your-own-app tests: .venv-byo (the apps' own packages, none of the
-kit's), a throwaway PostgreSQL and `serve`, both from tests/fastapi_app/harness.py.
+kit's), a throwaway PostgreSQL and `serve`, both from tests/fastapi_app/harness.py, and Debian's
+nginx for a Django stack's pod.
 
 A missing piece skips with the reason; under CI (CI=true) it fails instead, because .ci/run
 installs everything (tools/setup) and a skipped check there would pass silently.
@@ -18,7 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fastapi_app"))
 
 import harness  # noqa: E402
 from harness import Postgres, Servers, require  # noqa: E402
-from kubelet import BYO_VENV, Container, missing_byo_venv  # noqa: E402
+from kubelet import BYO_VENV, Container, Render, missing_byo_venv  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "django_plans"))
+
+from plans_harness import nginx_path, nginx_run_as  # noqa: E402
 
 from cli.offline import run_program  # noqa: E402
 from cli.render import ROOT, write_render  # noqa: E402
@@ -57,17 +62,36 @@ def program() -> None:
 
 
 @pytest.fixture(scope="module")
-def rendered(request, tmp_path_factory):
+def rendered(request, tmp_path_factory) -> Render:
     """The test module's stack (its STACK, CONFIG and SECRET_KEYS) rendered as `python -m cli render`
-    writes it, and the mock engine's record of it."""
+    writes it, with the mock engine's record of it."""
     stack, config, secret_keys = request.module.STACK, request.module.CONFIG, request.module.SECRET_KEYS
     run = run_program(stack, config, program, secret_keys)
     dest = tmp_path_factory.mktemp("render") / stack
     write_render(stack, run, dest)
-    return dest, run.monitor
+    return Render(stack, dest, run.monitor, dict(run.outputs))
 
 
 @pytest.fixture(scope="module")
 def job(rendered) -> Container:
     """The stack's one release step, `app.release[0]`."""
-    return Container(rendered[0], "Job-web-release-1-*.release.json", rendered[1])
+    return rendered.container("Job-web-release-1-*.release.json")
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    """Debian's nginx, for a Django stack's pod (django_pod.Pod)."""
+    found = nginx_path()
+    require(None if found else "nginx not found: apt-get install nginx (tools/setup does, as root)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def nginx_user() -> tuple[int, int] | None:
+    """(uid, gid) Nginx runs as: `nobody` when the tests run as root, as the pod runs it non-root."""
+    try:
+        return nginx_run_as()
+    except KeyError:
+        require("running as root with no 'nobody' user to run Nginx as")
+        raise

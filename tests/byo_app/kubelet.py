@@ -7,10 +7,15 @@ a fixed set of substitutions, each one recorded (`Local.substitutions`):
 
 - the image: its files (`Image.root`, /app) -> the app's folder here, for the working dir, the
   arguments and the env; its WORKDIR when the container sets none; its ENV under the container's
-  env (the container's wins, as with a container runtime); its Python -> .venv-byo (PATH);
+  env (the container's wins, as with a container runtime); its Python -> `Image.bin` (.venv-byo
+  unless the image says otherwise), first on PATH;
 - each ConfigMap mount -> the rendered config/<configmap>/ dir; each emptyDir -> a fresh dir;
+  a mount the caller places itself (`mounts`: a volume two containers share, a ConfigMap whose
+  files it rewrote, the CSI driver's secret files) -> the caller's dir;
 - env from a Secret -> the value the program put in that Secret (the mock engine sees it; the
-  render masks it); env from the pod's own fields -> harness.POD_FIELD_STAND_INS;
+  render masks it), or for a Secret the program does not create (`external_secrets`: the one the
+  Secrets Store CSI driver syncs from Secrets Manager) the caller's value; env from the pod's own
+  fields -> harness.POD_FIELD_STAND_INS (status.podIP -> PROBE_POD_IP);
 - the database address the env holds (`Database`: host and port, in a host value, in
   DATABASE_PORT and in a URL's `@host:port/`) -> the test PostgreSQL on 127.0.0.1;
 - the bind address (uvicorn `--host/--port`, gunicorn `--bind`) -> 127.0.0.1 and a free port.
@@ -61,6 +66,7 @@ class Image:
     workdir: str = "/app"
     env: Mapping[str, str] = field(default_factory=dict)
     root: str = "/app"
+    bin: Path = BYO_BIN  # where the image's python and its packages' commands are, here
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,38 @@ def secret_data(monitor: RecordingMonitor) -> dict[str, dict[str, str]]:
     return out
 
 
+@dataclass
+class Render:
+    """A rendered stack: its out/<stack>/ dir and the mock engine's record (the Secrets' values)."""
+
+    stack: str
+    dir: Path
+    monitor: RecordingMonitor
+    outputs: dict[str, Any]
+    additions: list[str] = field(default_factory=list)  # what the test changed in the stack config
+
+    def container(self, pattern: str) -> Container:
+        return Container(self.dir, pattern, self.monitor)
+
+    def manifest(self, kind: str) -> dict[str, Any]:
+        """The one object of `kind` in the render."""
+        found = [obj for path in sorted((self.dir / "manifests").glob("*.yaml"))
+                 if (obj := yaml.safe_load(path.read_text())).get("kind") == kind]
+        assert len(found) == 1, f"expected one {kind} in {self.dir}/manifests, found {len(found)}"
+        return found[0]
+
+    def pod_spec(self) -> dict[str, Any]:
+        return self.manifest("Deployment")["spec"]["template"]["spec"]
+
+    def pod_container(self, name: str) -> dict[str, Any]:
+        pod = self.pod_spec()
+        return next(c for c in [*pod.get("initContainers", []), *pod["containers"]] if c["name"] == name)
+
+    @property
+    def namespace(self) -> str:
+        return self.outputs["namespace"]
+
+
 class Container:
     """One rendered container: its run file, checked against its manifest."""
 
@@ -98,7 +136,7 @@ class Container:
         self.doc: dict[str, Any] = self.run.doc
         self.env_entries: list[dict[str, Any]] = list(self.doc.get("env") or [])
         self.secrets = secret_data(monitor)
-        self.spec = self._container_spec(render_dir)
+        self.pod, self.spec = self._container_spec(render_dir)
         # The run file is the manifest's container, as the kubelet gets it: same order, same refs.
         assert self.doc["command"] == (self.spec.get("command") or [])
         assert self.doc["args"] == (self.spec.get("args") or [])
@@ -106,7 +144,8 @@ class Container:
         shown = [{k: v for k, v in e.items() if k != "expands_to"} for e in self.env_entries]
         assert shown == [_run_entry(e) for e in self.spec.get("env") or []]
 
-    def _container_spec(self, render_dir: Path) -> dict[str, Any]:
+    def _container_spec(self, render_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the pod spec, this container's spec) from the manifest."""
         kind, _, rest = self.run.path.name.removesuffix(".json").partition("-")
         name, _, container = rest.rpartition(".")
         for path in sorted((render_dir / "manifests").glob("*.yaml")):
@@ -114,8 +153,15 @@ class Container:
             if obj.get("kind") != kind or (obj.get("metadata") or {}).get("name") != name:
                 continue
             pod = obj["spec"]["template"]["spec"]
-            return next(c for c in pod["containers"] if c["name"] == container)
+            return pod, next(c for c in [*pod.get("initContainers", []), *pod["containers"]]
+                             if c["name"] == container)
         raise AssertionError(f"no {kind} {name} in {render_dir}/manifests")
+
+    def mount_paths(self, volume_kind: str) -> list[str]:
+        """Where this container mounts the pod's volumes of one kind ("csi", "emptyDir", ...)."""
+        kinds = {v["name"]: v for v in self.pod.get("volumes") or []}
+        return [m["mountPath"] for m in self.spec.get("volumeMounts") or []
+                if volume_kind in kinds.get(m["name"], {})]
 
     @property
     def argv(self) -> list[str]:
@@ -131,16 +177,22 @@ class Container:
                 for kind in ("startup", "readiness", "liveness")
                 if (probe := self.spec.get(f"{kind}Probe")) and "httpGet" in probe}
 
-    def local(self, image: Image, *, database: Database, scratch: Path, port: int | None) -> Local:
+    def local(self, image: Image, *, database: Database, scratch: Path, port: int | None,
+              mounts: Mapping[str, Path] | None = None,
+              external_secrets: Mapping[str, Mapping[str, str]] | None = None) -> Local:
         made: list[str] = []
 
-        # Container paths -> here: the image's files, the ConfigMaps, the emptyDirs.
+        # Container paths -> here: the image's files, the ConfigMaps, the emptyDirs, the caller's.
         paths = {image.root: image.dir}
         for mount, configmap in self.run.files.items():
             paths[mount] = self.run.render_dir / "config" / configmap
         for i, mount in enumerate(self.run.empty_dirs()):
-            paths[mount] = scratch / f"emptydir-{i}"
-            paths[mount].mkdir(parents=True, exist_ok=True)
+            if mount not in (mounts or {}):
+                paths[mount] = scratch / f"emptydir-{i}"
+                paths[mount].mkdir(parents=True, exist_ok=True)
+        for mount, here in (mounts or {}).items():
+            paths[mount] = here
+            made.append(f"the mount {mount} -> {here}")
 
         def relocate(value: str) -> str:
             for mount, here in sorted(paths.items(), key=lambda kv: -len(kv[0])):
@@ -170,9 +222,14 @@ class Container:
         for entry in self.env_entries:
             name = entry["name"]
             if "secret" in entry:
-                data = self.secrets.get(entry["secret"]) or {}
+                if entry["secret"] in (external_secrets or {}):
+                    data = dict(external_secrets[entry["secret"]])
+                    made.append(f"{name}: Secret {entry['secret']} key {entry['key']} (not the program's) "
+                                "-> the test's value")
+                else:
+                    data = self.secrets.get(entry["secret"]) or {}
+                    made.append(f"{name}: Secret {entry['secret']} key {entry['key']} -> the program's value")
                 assert entry["key"] in data, f"Secret {entry['secret']} has no key {entry['key']}"
-                made.append(f"{name}: Secret {entry['secret']} key {entry['key']} -> the program's value")
                 resolve[name] = move_database(name, data[entry["key"]])
                 entries.append({"name": name})
             elif "pod_field" in entry:
@@ -192,8 +249,8 @@ class Container:
         env = {name: relocate(value) for name, value in image.env.items()}
         made += [f"{name}={image.env[name]}: the image's ENV" for name in image.env]
         env.update({name: relocate(value) for name, value in expanded.items()})
-        env["PATH"] = f"{BYO_BIN}:/usr/local/bin:/usr/bin:/bin"
-        made.append(f"PATH: the image's Python and packages -> {BYO_BIN}")
+        env["PATH"] = f"{image.bin}:/usr/local/bin:/usr/bin:/bin"
+        made.append(f"PATH: the image's Python and packages -> {image.bin}")
 
         argv = [relocate(a) for a in self.argv]
         if port is not None:

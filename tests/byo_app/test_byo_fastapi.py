@@ -37,7 +37,7 @@ import signal
 
 import pytest
 from harness import free_port, run_command
-from kubelet import APPS, Container, Database, Image, probe_host, sql_literal
+from kubelet import APPS, Database, Image, probe_host, sql_literal
 
 from stacks.platform import database_url
 
@@ -101,7 +101,7 @@ def test_the_release_job_runs_the_prestart_script_from_its_working_dir_and_migra
 def test_the_rendered_uvicorn_command_serves_the_app_its_probes_and_a_database_route(
         rendered, released, database, postgres, serve, tmp_path):
     assert released[0].returncode == 0, "the release Job must have migrated first"
-    app = Container(rendered[0], "Deployment-web-app.app.json", rendered[1])
+    app = rendered.container("Deployment-web-app.app.json")
     assert app.argv[:2] == ["uvicorn", "todo.main:app"]
     assert app.run.flag("--loop") == "uvloop" and app.run.flag("--http") == "httptools"
     port = free_port()

@@ -1,5 +1,6 @@
 """Fixtures for the Django reference project's tests: a throwaway PostgreSQL, collected static
-files, and `serve(argv, env)`, which runs a server under .venv-django and always stops it.
+files, `serve(argv, env)`, which runs a server under .venv-django and always stops it, and
+Debian's nginx for the kit's pod (test_kit_served.py, test_graceful_stop.py).
 
 A missing binary skips with the reason; under CI (CI=true) it fails instead (harness.require),
 because .ci/run installs everything (tools/setup) and a skipped check there would pass silently.
@@ -18,6 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fastapi_app"))
 
 import harness  # noqa: E402
 from harness import Postgres, Server, Servers, free_port, require  # noqa: E402
+
+# The kit's pod on loopback (django_pod, kubelet) and its Nginx (plans_harness).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "byo_app"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "django_plans"))
+
+from plans_harness import nginx_path, nginx_run_as  # noqa: E402
 
 from . import shop_app  # noqa: E402
 
@@ -105,3 +112,22 @@ def otlp(django_venv, tmp_path) -> Iterator[harness.OtlpReceiver]:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    """Debian's nginx, for the kit's pod (tests/django_app/kit_pod.py)."""
+    found = nginx_path()
+    require(None if found else "nginx not found: apt-get install nginx (tools/setup does, as root)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def nginx_user() -> tuple[int, int] | None:
+    """(uid, gid) Nginx runs as: `nobody` when the tests run as root, as the pod runs it non-root."""
+    try:
+        return nginx_run_as()
+    except KeyError:
+        require("running as root with no 'nobody' user to run Nginx as")
+        raise

@@ -10,8 +10,6 @@ scratch directory is world-readable and the parts Nginx writes are owned by that
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
 import sys
 from collections.abc import Iterator
@@ -23,12 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fastapi_app"))
 
 from harness import require  # noqa: E402
-from plans_harness import BYO_GUNICORN, make_scratch  # noqa: E402
-
-
-def nginx_path() -> str | None:
-    # Debian puts it in /usr/sbin, which is not on a non-root user's PATH.
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+from plans_harness import BYO_GUNICORN, make_scratch, nginx_path, nginx_run_as  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -48,14 +41,11 @@ def gunicorn_bin() -> Path:
 @pytest.fixture(scope="session")
 def nginx_user() -> tuple[int, int] | None:
     """(uid, gid) Nginx runs as: `nobody` when the tests run as root, else None (the caller's)."""
-    if os.geteuid() != 0:
-        return None
     try:
-        user = pwd.getpwnam("nobody")
+        return nginx_run_as()
     except KeyError:
         require("running as root with no 'nobody' user to run Nginx as")
         raise
-    return user.pw_uid, user.pw_gid
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +26,20 @@ HOST = "127.0.0.1"
 # What a pod's container gets, and nothing from the caller's shell (no stray OTEL_*).
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1", "OTEL_TRACES_EXPORTER": "none"}
+
+
+def nginx_path() -> str | None:
+    # Debian puts it in /usr/sbin, which is not on a non-root user's PATH.
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+def nginx_run_as() -> tuple[int, int] | None:
+    """(uid, gid) Nginx runs as: `nobody` when the tests run as root (a pod's containers run as a
+    non-root uid, and Nginx has no `user` directive), else None (the caller's). KeyError: no `nobody`."""
+    if os.geteuid() != 0:
+        return None
+    user = pwd.getpwnam("nobody")
+    return user.pw_uid, user.pw_gid
 
 
 def make_scratch() -> Path:

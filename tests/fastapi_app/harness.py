@@ -110,7 +110,9 @@ class Postgres:
     user = "orders"
     password = "orders-test-password"
 
-    def __init__(self, max_connections: int = 100) -> None:
+    def __init__(self, max_connections: int = 100, *, tls: bool = False) -> None:
+        """tls: TCP connections may use TLS (a self-signed certificate), as RDS's do, so a client
+        with sslmode=require connects; without it such a client is refused."""
         self.bin = postgres_bin_dir()
         assert self.bin is not None, missing_postgres()
         self.port = free_port()
@@ -131,7 +133,23 @@ class Postgres:
         self.options = (f"-c listen_addresses={HOST} -p {self.port} -k {self.dir} "
                         f"-c max_connections={max_connections} -c fsync=off -c synchronous_commit=off "
                         f"-c full_page_writes=off")
+        if tls:
+            self.options += " " + self._certificate()
         self.start()
+
+    def _certificate(self) -> str:
+        """A self-signed certificate and its key, readable by the server's user only (PostgreSQL
+        refuses a key others can read); returns the server options that use them."""
+        cert, key = self.dir / "server.crt", self.dir / "server.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-subj", f"/CN={HOST}", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        key.chmod(0o600)
+        if self._as:
+            user = pwd.getpwnam(self._as[2])
+            for path in (cert, key):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        return f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
 
     def _pg(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
         result = subprocess.run(self._as + argv, capture_output=True, text=True, timeout=timeout,

@@ -69,6 +69,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Where collectstatic writes and the URL the files are served at (the web server in front serves them).
+STATIC_URL, STATIC_ROOT = os.environ.get("STATIC_URL", "/static/"), os.environ.get("STATIC_ROOT")
+STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
