@@ -165,7 +165,8 @@ class StackWorkspace:
         self.pulumi("config", "set", "--path", "webstack:app.image", image, timeout=60)
 
     def config(self) -> dict:
-        return json.loads(self.pulumi("config", "--json", timeout=60).stdout)
+        # A section holding a secret (webstack:app with app.secrets) shows its keys only with --show-secrets.
+        return json.loads(self.pulumi("config", "--json", "--show-secrets", timeout=60).stdout)
 
     def image(self) -> str:
         return self.config()["webstack:app"]["objectValue"]["image"]
