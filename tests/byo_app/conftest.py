@@ -17,13 +17,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fastapi_app"))
 
-import harness  # noqa: E402
-from harness import Postgres, Servers, require  # noqa: E402
+from harness import Servers, require  # noqa: E402
+from harness_fixtures import postgres_fixture  # noqa: E402
 from kubelet import BYO_VENV, Container, Render, missing_byo_venv  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "django_plans"))
 
-from plans_harness import nginx_path, nginx_run_as  # noqa: E402
+from nginx_fixtures import nginx_bin, nginx_user  # noqa: E402, F401 (fixtures)
 
 from cli.offline import run_program  # noqa: E402
 from cli.render import ROOT, write_render  # noqa: E402
@@ -35,15 +35,8 @@ def byo_venv() -> Path:
     return BYO_VENV
 
 
-@pytest.fixture(scope="session")
-def postgres(byo_venv) -> Iterator[Postgres]:
-    """One PostgreSQL for these tests; each app gets its own role and database."""
-    require(harness.missing_postgres())
-    pg = Postgres()
-    try:
-        yield pg
-    finally:
-        pg.close()
+postgres = postgres_fixture("postgres", scope="session", after="byo_venv",
+                            doc="One PostgreSQL for these tests; each app gets its own role and database.")
 
 
 @pytest.fixture
@@ -77,21 +70,3 @@ def job(rendered) -> Container:
     """The stack's one release step, `app.release[0]`."""
     return rendered.container("Job-web-release-1-*.release.json")
 
-
-@pytest.fixture(scope="session")
-def nginx_bin() -> str:
-    """Debian's nginx, for a Django stack's pod (django_pod.Pod)."""
-    found = nginx_path()
-    require(None if found else "nginx not found: apt-get install nginx (tools/setup does, as root)")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="session")
-def nginx_user() -> tuple[int, int] | None:
-    """(uid, gid) Nginx runs as: `nobody` when the tests run as root, as the pod runs it non-root."""
-    try:
-        return nginx_run_as()
-    except KeyError:
-        require("running as root with no 'nobody' user to run Nginx as")
-        raise

@@ -46,7 +46,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from django_pod import Pod, create_role, rendered_value
-from harness import Postgres
+from harness_fixtures import postgres_fixture
 from kubelet import APPS, Image, probe_host
 
 from stacks.django.nginx import STATIC_CACHE_CONTROL
@@ -75,15 +75,9 @@ IMAGE = Image(APPS / "notes", workdir="/app")
 PUBLIC = {"Host": "notes.example.com"}  # users come through the ingress, by the public name
 
 
-@pytest.fixture(scope="module")
-def postgres(byo_venv) -> Iterator[Postgres]:
-    """This module's own PostgreSQL: the kit names its role and database `app` here as it does
-    for the FastAPI app, which creates them in the shared one."""
-    pg = Postgres()
-    try:
-        yield pg
-    finally:
-        pg.close()
+postgres = postgres_fixture("postgres", scope="module", after="byo_venv",
+                            doc="This module's own PostgreSQL: the kit names its role and database `app` here "
+                                "as it does for the FastAPI app, which creates them in the shared one.")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ because .ci/run installs everything (tools/setup) and a skipped check there woul
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -18,13 +17,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fastapi_app"))
 
 import harness  # noqa: E402
-from harness import Postgres, Server, Servers, free_port, require  # noqa: E402
+from harness import Server, Servers, require  # noqa: E402
+from harness_fixtures import database, port, postgres_fixtures  # noqa: E402, F401 (fixtures)
 
 # The kit's pod on loopback (django_pod, kubelet) and its Nginx (plans_harness).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "byo_app"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "django_plans"))
 
-from plans_harness import nginx_path, nginx_run_as  # noqa: E402
+from nginx_fixtures import nginx_bin, nginx_user  # noqa: E402, F401 (fixtures)
 
 from . import shop_app  # noqa: E402
 
@@ -35,30 +35,7 @@ def django_venv() -> Path:
     return shop_app.VENV
 
 
-def _postgres() -> Iterator[Postgres]:
-    require(harness.missing_postgres())
-    pg = Postgres()
-    try:
-        yield pg
-    finally:
-        pg.close()
-
-
-@pytest.fixture(scope="session")
-def postgres(django_venv) -> Iterator[Postgres]:
-    """One PostgreSQL for the session; each test gets its own database (`database`)."""
-    yield from _postgres()
-
-
-@pytest.fixture
-def own_postgres(django_venv) -> Iterator[Postgres]:
-    """A PostgreSQL only this test uses (it may stop it)."""
-    yield from _postgres()
-
-
-@pytest.fixture
-def database(postgres) -> str:
-    return postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+postgres, own_postgres = postgres_fixtures(after="django_venv")
 
 
 @pytest.fixture
@@ -108,26 +85,3 @@ def otlp(django_venv, tmp_path) -> Iterator[harness.OtlpReceiver]:
     finally:
         receiver.close()
 
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="session")
-def nginx_bin() -> str:
-    """Debian's nginx, for the kit's pod (tests/django_app/kit_pod.py)."""
-    found = nginx_path()
-    require(None if found else "nginx not found: apt-get install nginx (tools/setup does, as root)")
-    assert found is not None
-    return found
-
-
-@pytest.fixture(scope="session")
-def nginx_user() -> tuple[int, int] | None:
-    """(uid, gid) Nginx runs as: `nobody` when the tests run as root, as the pod runs it non-root."""
-    try:
-        return nginx_run_as()
-    except KeyError:
-        require("running as root with no 'nobody' user to run Nginx as")
-        raise

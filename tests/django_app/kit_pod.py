@@ -1,13 +1,18 @@
 """The reference project (stacks/django/app) in the kit's pod: its image as django_pod.Pod runs
-it, and the one config addition its example stacks need to start it."""
+it, the one config addition its example stacks need to start it, and django-local's pod with its
+release steps run (`local_pod`)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from django_pod import render_stack
-from kubelet import Image, Render
+from django_pod import Pod, create_role, render_stack, rendered_value
+from harness import Postgres
+from kubelet import Image, Local, Render
 
 from .shop_app import APP_DIR, BIN
 
@@ -32,3 +37,27 @@ IMAGE = Image(APP_DIR, workdir="/app", env=image_env(APP_DIR / "Dockerfile"), bi
 def render_example(stack: str, dest: Path) -> Render:
     """An example stack rendered as `python -m cli render` does."""
     return render_stack(stack, dest)
+
+
+@contextmanager
+def local_pod(dest: Path, nginx_bin: str, nginx_user: tuple[int, int] | None
+              ) -> Iterator[tuple[Pod, dict[str, tuple[subprocess.CompletedProcess, Local]]]]:
+    """django-local (rendered into `dest`) as its pod is before its containers start: the kit's
+    database created in a PostgreSQL of its own (the in-cluster server's user, database and
+    password), its release Job and init container run, each required to succeed. Yields the pod
+    (not started) and those two steps by name, "migrate" and "init" (a step's result, what it was
+    given); the pod and PostgreSQL are removed on exit."""
+    render = render_example("django-local", dest)
+    with ExitStack() as cleanup:
+        pg = Postgres()
+        cleanup.callback(pg.close)
+        app = render.container("Deployment-*.app.json")
+        create_role(pg, rendered_value(app, "DATABASE_USER"), rendered_value(app, "DATABASE_PASSWORD"),
+                    rendered_value(app, "DATABASE_NAME"))
+        pod = Pod(render, IMAGE, pg, nginx_bin, nginx_user)
+        cleanup.callback(pod.close)
+        jobs = {"migrate": pod.run_job("Job-web-migrate-*.release.json"),
+                "init": pod.run_job("Deployment-*.init.json")}
+        for name, (result, _) in jobs.items():
+            assert result.returncode == 0, f"{name}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+        yield pod, jobs

@@ -38,14 +38,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
-from django_pod import NGINX_CONTAINER, Pod, create_role, rendered_value, rewrite
+from django_pod import NGINX_CONTAINER, Pod, rewrite
 from harness import HOST, Postgres
 
-from .kit_pod import IMAGE, render_example
+from .kit_pod import local_pod
 
 SCALE = 0.1
 # How long the load balancer keeps sending after the pod is deleted (the ALB's target
@@ -67,18 +66,7 @@ class Outcome:
 @pytest.fixture(scope="module")
 def prepared(django_venv, nginx_bin, nginx_user, tmp_path_factory) -> Iterator[Pod]:
     """django-local's pod after its release Job and init container, not yet started."""
-    render = render_example("django-local", tmp_path_factory.mktemp("render") / "django-local")
-    with ExitStack() as cleanup:
-        pg = Postgres()
-        cleanup.callback(pg.close)
-        app = render.container("Deployment-*.app.json")
-        create_role(pg, rendered_value(app, "DATABASE_USER"), rendered_value(app, "DATABASE_PASSWORD"),
-                    rendered_value(app, "DATABASE_NAME"))
-        pod = Pod(render, IMAGE, pg, nginx_bin, nginx_user)
-        cleanup.callback(pod.close)
-        for pattern in ("Job-web-migrate-*.release.json", "Deployment-*.init.json"):
-            result, _ = pod.run_job(pattern)
-            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with local_pod(tmp_path_factory.mktemp("render") / "django-local", nginx_bin, nginx_user) as (pod, _):
         yield pod
 
 

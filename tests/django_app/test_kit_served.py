@@ -41,7 +41,7 @@ from plans_harness import request
 
 from stacks.django import nginx
 
-from .kit_pod import IMAGE, render_example
+from .kit_pod import IMAGE, local_pod
 from .shop_app import Browser, totp
 from .test_admin_mfa import PASSWORD, add_staff_with_totp
 
@@ -71,20 +71,8 @@ def explain(served: Served) -> str:
 
 @pytest.fixture(scope="module")
 def local(django_venv, nginx_bin, nginx_user, tmp_path_factory) -> Iterator[Served]:
-    render = render_example("django-local", tmp_path_factory.mktemp("render") / "django-local")
-    with ExitStack() as cleanup:
-        pg = Postgres()
-        cleanup.callback(pg.close)
-        app = render.container("Deployment-*.app.json")
-        create_role(pg, rendered_value(app, "DATABASE_USER"), rendered_value(app, "DATABASE_PASSWORD"),
-                    rendered_value(app, "DATABASE_NAME"))
-        pod = Pod(render, IMAGE, pg, nginx_bin, nginx_user)
-        cleanup.callback(pod.close)
-        jobs = {"migrate": pod.run_job("Job-web-migrate-*.release.json"),
-                "init": pod.run_job("Deployment-*.init.json")}
-        for name, (result, _) in jobs.items():
-            assert result.returncode == 0, f"{name}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
-        yield Served(render, pod.start(), pg, jobs)
+    with local_pod(tmp_path_factory.mktemp("render") / "django-local", nginx_bin, nginx_user) as (pod, jobs):
+        yield Served(pod.render, pod.start(), pod.postgres, jobs)
 
 
 @pytest.fixture(scope="module")

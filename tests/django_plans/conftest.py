@@ -21,31 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fastapi_app"))
 
 from harness import require  # noqa: E402
-from plans_harness import BYO_GUNICORN, make_scratch, nginx_path, nginx_run_as  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def nginx_bin() -> str:
-    found = nginx_path()
-    require(None if found else "nginx not found: apt-get install nginx (tools/setup does, as root)")
-    assert found is not None
-    return found
+from nginx_fixtures import nginx_bin, nginx_user  # noqa: E402, F401 (fixtures)
+from plans_harness import BYO_GUNICORN, make_scratch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def gunicorn_bin() -> Path:
     require(None if BYO_GUNICORN.exists() else f"{BYO_GUNICORN} missing: run tools/setup (./tools/test does)")
     return BYO_GUNICORN
-
-
-@pytest.fixture(scope="session")
-def nginx_user() -> tuple[int, int] | None:
-    """(uid, gid) Nginx runs as: `nobody` when the tests run as root, else None (the caller's)."""
-    try:
-        return nginx_run_as()
-    except KeyError:
-        require("running as root with no 'nobody' user to run Nginx as")
-        raise
 
 
 @pytest.fixture

@@ -14,10 +14,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fastapi_app"))
+
+import harness  # noqa: E402
+from harness import stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BYO_GUNICORN = ROOT / ".venv-byo" / "bin" / "gunicorn"
@@ -57,17 +62,11 @@ def give_to(path: Path, user: tuple[int, int] | None) -> Path:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: Proc | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.exited():
-            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}) before {what}:\n{proc.logs()[-4000:]}")
-        try:
-            if check():
-                return
-        except (OSError, http.client.HTTPException):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"no {what} within {timeout:.0f} s" + (f":\n{proc.logs()[-4000:]}" if proc else ""))
+    """harness.wait_until, every 0.05 s; with `proc`, an error as soon as it exits, and its logs."""
+    if proc is None:
+        harness.wait_until(check, timeout, what, interval=0.05)
+    else:
+        harness.wait_until(check, timeout, what, interval=0.05, popen=proc.popen, name=proc.name, logs=proc.logs)
 
 
 class Proc:
@@ -95,21 +94,7 @@ class Proc:
         return self.popen.wait(timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the group: workers a killed master left behind
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.popen.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        return self.popen.returncode
+        return stop_process(self.popen, sig, timeout)
 
     def stdout_lines(self) -> list[str]:
         return [line for line in self.stdout.read_text(errors="replace").splitlines() if line.strip()]

@@ -8,7 +8,6 @@ A missing binary skips with the reason; under CI (CI=true) it fails instead, bec
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
-from harness import APP_DIR, OtlpReceiver, Postgres, Server, Servers, free_port, require  # noqa: E402
+from harness import APP_DIR, OtlpReceiver, Server, Servers, require  # noqa: E402
+from harness_fixtures import database, port, postgres_fixtures  # noqa: E402, F401 (fixtures)
 
 
 @pytest.fixture(scope="session")
@@ -26,30 +26,7 @@ def app_venv() -> Path:
     return harness.VENV_APP
 
 
-def _postgres() -> Iterator[Postgres]:
-    require(harness.missing_postgres())
-    pg = Postgres()
-    try:
-        yield pg
-    finally:
-        pg.close()
-
-
-@pytest.fixture(scope="session")
-def postgres(app_venv) -> Iterator[Postgres]:
-    """One PostgreSQL for the session; each test gets its own database (`database`)."""
-    yield from _postgres()
-
-
-@pytest.fixture
-def own_postgres(app_venv) -> Iterator[Postgres]:
-    """A PostgreSQL only this test uses (it may stop it)."""
-    yield from _postgres()
-
-
-@pytest.fixture
-def database(postgres) -> str:
-    return postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+postgres, own_postgres = postgres_fixtures(after="app_venv")
 
 
 @pytest.fixture
@@ -85,7 +62,3 @@ def serve(app_venv, tmp_path) -> Iterator:
     finally:
         servers.stop_all()
 
-
-@pytest.fixture
-def port() -> int:
-    return free_port()

@@ -224,6 +224,50 @@ def uvicorn_argv(port: int, *, workers: int = 1, extra: Sequence[str] = ()) -> l
             "--workers", str(workers), *extra]
 
 
+def wait_until(check: Callable[[], bool], timeout: float, what: str, *, interval: float = 0.1,
+               popen: subprocess.Popen | None = None, name: str = "server",
+               logs: Callable[[], str] | None = None) -> None:
+    """Calls `check` every `interval` s until it holds (an OSError or HTTPException counts as not
+    yet): TimeoutError after `timeout` s, RuntimeError as soon as `popen` (the process `name`)
+    exits. Either error ends with the last of `logs()`."""
+
+    def tail() -> str:
+        return f":\n{logs()[-4000:]}" if logs else ""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen is not None and popen.poll() is not None:
+            raise RuntimeError(f"{name} exited ({popen.returncode}) before {what}{tail()}")
+        try:
+            if check():
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"no {what} within {timeout:.0f} s{tail()}")
+
+
+def stop_process(popen: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+    """Stops a process started in a session of its own: `sig` (if it still runs), a wait of up to
+    `timeout` s for it to exit, then SIGKILL to its whole process group (workers a killed parent
+    left behind). Returns its exit status (None if it outlived even that)."""
+    if popen.poll() is None:
+        popen.send_signal(sig)
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        popen.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    return popen.returncode
+
+
 class Server:
     """Runs `argv` (a server on HOST:port) until stop(): waits until `ready_path` answers 200.
 
@@ -261,36 +305,12 @@ class Server:
             raise
 
     def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}) before {what}:\n{self.logs()[-4000:]}")
-            try:
-                if check():
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"no {what} within {timeout:.0f} s:\n{self.logs()[-4000:]}")
+        wait_until(check, timeout, what, popen=self.proc, logs=self.logs)
 
     def stop(self, timeout: float = 30) -> int | None:
         if self.proc is None:
             return self.returncode
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the group: workers a killed parent left behind
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.returncode = self.proc.returncode
+        self.returncode = stop_process(self.proc, timeout=timeout)
         self.proc = None
         return self.returncode
 
