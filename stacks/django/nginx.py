@@ -50,11 +50,6 @@ MIME_TYPES = "/etc/nginx/mime.types"
 # Gunicorn's container sleeps this much longer than Nginx's in preStop: still accepting while
 # Nginx forwards its last requests (the timeline is at stop_command).
 GUNICORN_STOP_LAG_SECONDS = 2
-# How long Nginx keeps an idle connection to Gunicorn for reuse. Gunicorn's keepalive is set above
-# it (server.KEEPALIVE_SECONDS), so Gunicorn never closes a connection Nginx is about to reuse.
-UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS = 15
-# Idle connections to Gunicorn each Nginx worker keeps for reuse (not a cap on busy ones).
-UPSTREAM_KEEPALIVE_CONNECTIONS = 32
 # Client connections per Nginx worker; a proxied request holds two (client + Gunicorn).
 WORKER_CONNECTIONS = 4096
 # Slowloris bounds: the most a client may pause while sending headers, body, or reading the response.
@@ -280,13 +275,13 @@ def _upstream(socket_path: str, timeout: int) -> str:
 upstream gunicorn {{
     # A single server is never marked down (max_fails does not apply to it).
     server unix:{socket_path};
-    keepalive {UPSTREAM_KEEPALIVE_CONNECTIONS};
-    keepalive_timeout {UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS}s;
 }}
 
-# Reused connections to Gunicorn need HTTP/1.1 and no "Connection: close" from the client.
+# One request per connection to Gunicorn: kept-alive connections piled up on one gthread worker
+# while the other idled (stacks/django/server.py); a unix-socket connect costs tens of microseconds.
+# HTTP/1.1 for chunked (streamed) responses.
 proxy_http_version 1.1;
-proxy_set_header Connection "";
+proxy_set_header Connection "close";
 proxy_set_header Host $upstream_host;
 # The client address as realip established it, alone: an app reading the first or the last
 # entry gets the same, unforgeable answer.

@@ -20,12 +20,18 @@ Why these numbers:
   alive, so `timeout` restarts only a wedged worker, never a slow request; Nginx's
   proxy_read_timeout (timeout + a little) bounds how long a client waits. graceful_timeout is
   what in-flight requests get after SIGTERM; the pod's grace period is derived from it.
-- Keep-alive: Gunicorn keeps an idle connection from Nginx 20 s (KEEPALIVE_SECONDS), above the
-  15 s Nginx keeps it for reuse (nginx.UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS): the side that reuses
-  a connection is the side that closes it, so Nginx never sends on a connection Gunicorn has
-  just closed. (The sync worker, threads = 1, closes after every response.)
+- One request per connection, and worker_connections = threads: a gthread worker accepts new
+  connections while it holds fewer than worker_connections (Gunicorn's default 1000), so with
+  connections Nginx kept alive one worker took all of them and the other idled (`ss -xp`: 256 of
+  256 on one worker). Nginx now opens a unix-socket connection per request (tens of
+  microseconds) and closes it; a worker holding as many as it has threads accepts no more, so
+  the next connection goes to a worker with a free thread. Measured on /io (bench/RESULTS.md,
+  2 workers x 26 threads, 2 cores shared with wrk and PostgreSQL): 418-623 -> 740-751 req/s, p99
+  196 -> 131 ms at 64 connections; /healthz 0.7-0.9x -> 0.9-1.0x the naive server.
 - max_requests (+ jitter): a worker is replaced after that many requests, so a slow leak in the
-  app never reaches the memory limit; the jitter keeps workers from restarting together.
+  app never reaches the memory limit; the jitter keeps workers from restarting together. 50 000:
+  a replacement re-imports Django, and at 5 000 a busy worker (~800 req/s in bench/RESULTS.md)
+  was replaced every 6-8 s; at 50 000 that is once a minute at full load, hours at a typical one.
 - Proxy headers: Gunicorn listens only on a unix socket in an emptyDir that only the pod's Nginx
   mounts. Gunicorn trusts a unix-socket peer unconditionally for secure_scheme_headers and
   forwarder_headers; forwarded_allow_ips applies to TCP peers only (27.0: http/message.py,
@@ -56,7 +62,6 @@ from typing import TYPE_CHECKING
 
 from components.k8s_pod import Resources
 from components.types import parse_quantity
-from stacks.django.nginx import UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS
 from stacks.telemetry import POD_FIELD_ENV, otel_env
 
 if TYPE_CHECKING:  # the settings import this module
@@ -79,7 +84,6 @@ MAX_THREADS = 32
 # The Gunicorn master (arbiter) beside its workers: measured 25 MiB RSS (Gunicorn 27, the stock
 # Django project of tests/byo_app, whose workers took 52 MiB each), with room to spare.
 MASTER_MEMORY = parse_quantity("40Mi")
-KEEPALIVE_SECONDS = UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS + 5
 # The probes' default paths (components.k8s_pod.HealthChecks) and the metrics path.
 EXCLUDED_FROM_TRACES = ("/healthz", "/readyz", "/metrics")
 
@@ -208,10 +212,9 @@ def gunicorn_conf(*, workers: int, threads: int, timeout_seconds: int, graceful_
         ("workers", workers, None),
         ("threads", threads, None),
         ("worker_class", "gthread" if threads > 1 else "sync", None),
+        ("worker_connections", threads, "no more than it has threads: the next goes to another worker"),
         ("timeout", timeout_seconds, "kills a wedged worker (gthread: not a slow request)"),
         ("graceful_timeout", graceful_timeout_seconds, "in-flight requests after SIGTERM"),
-        ("keepalive", KEEPALIVE_SECONDS, f"above Nginx's upstream keepalive_timeout "
-                                         f"({UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS} s)"),
         ("max_requests", max_requests, "0: never replace a worker"),
         ("max_requests_jitter", max_requests_jitter, None),
         ("worker_tmp_dir", worker_tmp_dir, "heartbeat files on memory (the emptyDir is medium Memory)"),

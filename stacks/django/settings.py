@@ -53,9 +53,9 @@ class GunicornServer(Section):
     graceful_timeout_seconds: int = Field(
         30, ge=1, le=300, description="Seconds in-flight requests get after SIGTERM (graceful_timeout); the pod's "
                                       "grace period is derived from it.")
-    max_requests: int = Field(5000, ge=0, le=10_000_000,
+    max_requests: int = Field(50_000, ge=0, le=10_000_000,
                               description="A worker is replaced after this many requests (bounds slow leaks); 0: never.")
-    max_requests_jitter: int = Field(500, ge=0, le=1_000_000,
+    max_requests_jitter: int = Field(5_000, ge=0, le=1_000_000,
                                      description="Random extra requests per worker, so workers are not replaced together.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Gunicorn's log level (its error log, JSON lines on stdout).")

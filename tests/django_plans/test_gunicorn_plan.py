@@ -194,8 +194,9 @@ def test_settings_reach_the_conf():
     assert ns["logconfig_dict"]["loggers"]["gunicorn.error"]["level"] == "WARNING"
 
 
-def test_gunicorn_outlasts_nginxs_idle_upstream_connections():
-    assert load(conf())["keepalive"] > nginx.UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS
+def test_a_worker_accepts_no_more_connections_than_it_has_threads():
+    ns = load(conf(threads=7))
+    assert ns["worker_connections"] == 7
 
 
 def test_only_nginxs_scheme_header_is_believed_and_no_tcp_peer_is_trusted():

@@ -59,12 +59,13 @@ def test_nginx_listens_on_ipv4_only():
     assert directives(render(metrics_port=None), "listen") == ["0.0.0.0:8080 default_server"]
 
 
-def test_the_upstream_is_the_socket_with_reusable_connections():
+def test_the_upstream_is_the_socket_one_request_per_connection():
     text = render()
     assert directives(text, "server") == [f"unix:{SOCKET_PATH}"]
     assert directives(text, "proxy_http_version") == ["1.1"]
-    assert 'Connection ""' in directives(text, "proxy_set_header")
-    assert directives(text, "keepalive_timeout")[-1] == f"{nginx.UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS}s"
+    assert 'Connection "close"' in directives(text, "proxy_set_header")
+    # No pool of kept-alive connections, which one gthread worker would hoard.
+    assert not re.search(r"^\s*keepalive\s", text, re.MULTILINE)
 
 
 def test_slow_clients_are_buffered_and_bounded():
