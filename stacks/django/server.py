@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING
 from components.k8s_pod import Resources
 from components.types import parse_quantity
 from stacks.telemetry import POD_FIELD_ENV, otel_env
+from stacks.workers import whole_core_workers
 
 if TYPE_CHECKING:  # the settings import this module
     from stacks.django.settings import GunicornServer
@@ -121,11 +122,7 @@ def worker_count(server: "GunicornServer", resources: Resources) -> int:
     """One per whole core of the CPU limit, at least one, no more than the memory limit holds."""
     if server.workers != "auto":
         return server.workers
-    cores = int(parse_quantity(resources.cpu_limit))
-    if cores <= 1:
-        return 1
-    fit = int((parse_quantity(resources.memory_limit) - MASTER_MEMORY) // parse_quantity(server.worker_memory))
-    return max(1, min(cores, fit))
+    return whole_core_workers(resources, per_worker=parse_quantity(server.worker_memory), overhead=MASTER_MEMORY)
 
 
 def little_threads(server: "GunicornServer") -> int:

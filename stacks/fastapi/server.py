@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from components.k8s_pod import Resources
 from components.types import parse_quantity
+from stacks.workers import whole_core_workers
 from stacks.telemetry import POD_FIELD_ENV, otel_env
 
 if TYPE_CHECKING:  # settings validates with memory_problem below
@@ -61,12 +62,8 @@ def worker_count(server: "UvicornServer", resources: Resources) -> int:
     """One per whole core of the CPU limit, at least one, no more than the memory limit holds."""
     if server.workers != "auto":
         return server.workers
-    cores = int(parse_quantity(resources.cpu_limit))
-    if cores <= 1:
-        return 1
-    per_worker = parse_quantity(server.worker_memory) + _min_headroom()
-    fit = int((parse_quantity(resources.memory_limit) - SUPERVISOR_MEMORY) // per_worker)
-    return max(1, min(cores, fit))
+    return whole_core_workers(resources, per_worker=parse_quantity(server.worker_memory) + _min_headroom(),
+                              overhead=SUPERVISOR_MEMORY)
 
 
 def _workers_memory(resources: Resources, workers: int) -> Decimal:
