@@ -190,6 +190,9 @@ class AppDatabase:
     env: dict[str, str]
     service_account: str | None = None  # for release Jobs that read the RDS secret
     sources: list[PodSource] = field(default_factory=list)  # env from volumes (the CSI-mounted password)
+    # The mounted file the CSI driver rewrites when RDS rotates the password (aws), for apps that
+    # read it at each connection.
+    password_file: str | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)  # what pods using it wait for
 
 
@@ -251,6 +254,7 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
         secrets={"DATABASE_HOST": db.address, "DATABASE_PORT": db.port.apply(str),
                  "DATABASE_SECRET_ARN": db.secret_arn},
         env=env, service_account=release_account, sources=[password.pod_source],
+        password_file=f"{password.mount['mountPath']}/DATABASE_PASSWORD",
         # Pods mount the password only once the SecretProviderClass exists and their
         # ServiceAccounts may read the secret (the mount fails until then).
         depends_on=[password, *identities, release_sa])

@@ -133,12 +133,15 @@ def little_threads(server: "GunicornServer") -> int:
     return max(1, min(MAX_THREADS, math.ceil((cpu + io) / cpu)))
 
 
+def rollout_pods(max_replicas: int, surge_percent: int = 25) -> int:
+    """Pods at the worst moment: max replicas plus those a rolling update adds (ceil(max_replicas x surge))."""
+    return max_replicas + math.ceil(max_replicas * surge_percent / 100)
+
+
 def connections_needed(workers: int, threads: int, max_replicas: int, surge_percent: int = 25) -> int:
     """Database connections at the worst moment: every thread of every pod holds one (Django's
-    connections are per thread, kept open by CONN_MAX_AGE), at max replicas plus the pods a
-    rolling update adds (ceil(max_replicas x surge)), plus the release Job's."""
-    pods = max_replicas + math.ceil(max_replicas * surge_percent / 100)
-    return workers * threads * pods + 1
+    connections are per thread, kept open by CONN_MAX_AGE), at rollout_pods, plus the release Job's."""
+    return workers * threads * rollout_pods(max_replicas, surge_percent) + 1
 
 
 def max_connections(instance_class: str) -> int | None:

@@ -4,7 +4,6 @@ database and the static files."""
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -13,7 +12,7 @@ from components.static_cdn import StaticCdnArgs
 from components.types import ImageRef, Ipv4Cidr, Quantity, allowlist_cidr
 from components.waf import WafRules
 from components.web_service import MAX_SURGE, Autoscaling, Resources
-from stacks.django.server import connections_needed, little_threads, max_connections, worker_count
+from stacks.django.server import connections_needed, little_threads, max_connections, rollout_pods, worker_count
 from stacks.errors import PROJECT, at
 from stacks.settings import (PROXY_IDLE_TIMEOUT_SECONDS, AppDatabaseSettings, AutoOrWhole, Section, StackSettings,
                              database_in_cluster_vpc, database_target_problem, database_target_unused)
@@ -25,6 +24,8 @@ NGINX_IMAGE = ("docker.io/nginxinc/nginx-unprivileged:1.29.3-alpine"
 # Connections the in-cluster PostgreSQL keeps beyond what the pods may open (psql, the
 # release Job's retries, superuser reserve).
 LOCAL_DATABASE_SPARE_CONNECTIONS = 20
+# The pods a rolling update adds at most, percent (WebService's maxSurge).
+SURGE_PERCENT = int(MAX_SURGE.rstrip("%"))
 ADMIN_PATH_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*/$"
 DEFAULT_ADMIN_PATH = "admin/"
 
@@ -143,13 +144,14 @@ class DjangoSettings(StackSettings):
         return super().provided_env_names() | set(own)
 
     @property
-    def serves_https(self) -> bool:
-        """An ALB with a certificate in front (aws with app.domain; the settings require the certificate)."""
+    def has_alb(self) -> bool:
+        """An ALB in front: aws with app.domain."""
         return self.target == "aws" and self.app.domain is not None
 
     @property
-    def has_alb(self) -> bool:
-        return self.target == "aws" and self.app.domain is not None
+    def serves_https(self) -> bool:
+        """HTTPS at the load balancer: exactly when there is an ALB (the settings require its certificate)."""
+        return self.has_alb
 
     def unused_keys(self) -> dict[str, str]:
         unused = super().unused_keys()
@@ -196,7 +198,7 @@ class DjangoSettings(StackSettings):
 
     def _connections(self, threads: int) -> int:
         return connections_needed(self.gunicorn_workers(), threads, self.django.autoscaling.max_replicas,
-                                  surge_percent=int(MAX_SURGE.rstrip("%")))
+                                  surge_percent=SURGE_PERCENT)
 
     def local_max_connections(self) -> int:
         """The in-cluster server's max_connections: all the pods may open, and some spare."""
@@ -236,7 +238,7 @@ class DjangoSettings(StackSettings):
         if needed <= capacity:
             return
         replicas = self.django.autoscaling.max_replicas
-        surge = math.ceil(replicas * int(MAX_SURGE.rstrip("%")) / 100)
+        surge = rollout_pods(replicas, SURGE_PERCENT) - replicas
         key = "django.server.threads" if self.django.server.threads != "auto" else "django.autoscaling.max_replicas"
         raise at(key, f"{workers} workers x {threads} threads x {replicas + surge} pods ({replicas} max replicas "
                  f"+ {surge} during a rollout) + 1 release Job = {needed} database connections, above the {capacity} "

@@ -22,13 +22,11 @@ from components.database import PORT as DATABASE_PORT
 from components.network import NewVpcArgs
 from components.pod_identity import PodIdentity, PodIdentityArgs, static_upload_statements
 from components.postgres import InClusterPostgresArgs
-from components.secrets_store import SecretsManagerEnvArgs
 from components.static_cdn import StaticCdn
 from components.waf import WafArgs, WebAcl
 from components.web_service import APP_CONTAINER, INIT_CONTAINER, ConfigFiles, ExtraContainer, SharedDir
 from stacks.django import nginx
 from stacks.django.server import COLLECTSTATIC, MIGRATE, SOCKET_DIR, SOCKET_PATH, plan_gunicorn
-from stacks.django.server import CONF_FILE as GUNICORN_CONF
 from stacks.django.server import CONFIG_DIR as GUNICORN_DIR
 from stacks.django.settings import DjangoSettings
 from stacks.platform import (Platform, app_database, app_dns, app_namespace, base_exports, build_platform,
@@ -59,6 +57,7 @@ class DjangoStack(pulumi.ComponentResource):
         aws_target = settings.target == "aws"
         platform = build_platform(name, settings, parent=self, needs_network=aws_target)
         metrics_port = METRICS_PORT if dj.server.metrics else None
+        admin_path = settings.admin_path(pulumi.get_stack())
         ns = app_namespace(platform, database_port=DATABASE_PORT, serve_port=settings.app.port,
                            metrics_port=metrics_port)
         self.server = plan_gunicorn(dj.server, settings.app.resources, threads=settings.gunicorn_threads(),
@@ -73,9 +72,9 @@ class DjangoStack(pulumi.ComponentResource):
             outputs["db_instance_identifier"] = db.identifier
         # Outputs of other resources reach the pods through the Secret (`wiring`); plain values as env.
         wiring: dict[str, pulumi.Input[str]] = dict(db.secrets)
-        env: dict[str, str] = {**db.env, **django_env(settings, platform)}
-        if aws_target:
-            env["DATABASE_PASSWORD_FILE"] = f"{SecretsManagerEnvArgs.model_fields['mount_path'].default}/DATABASE_PASSWORD"
+        env: dict[str, str] = {**db.env, **django_env(settings, platform, admin_path)}
+        if db.password_file:
+            env["DATABASE_PASSWORD_FILE"] = db.password_file
         jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE))], secrets=wiring, env=env,
                             service_account=db.service_account, sources=db.sources, pod_field_env=POD_FIELD_ENV,
                             depends_on=db.depends_on)
@@ -83,16 +82,15 @@ class DjangoStack(pulumi.ComponentResource):
         waf_acl_arn = None
         if aws_target:
             static = StaticCdn(f"{name}-static", dj.static, opts=platform.aws_opts)
-            static_env = {"STATIC_URL": static.url.apply(lambda u: f"{u}/"),
-                          "AWS_STORAGE_BUCKET_NAME": static.bucket_name,
-                          "AWS_S3_CUSTOM_DOMAIN": static.domain_name}
-            wiring |= static_env
+            wiring |= {"STATIC_URL": static.url.apply(lambda u: f"{u}/"),
+                       "AWS_STORAGE_BUCKET_NAME": static.bucket_name,
+                       "AWS_S3_CUSTOM_DOMAIN": static.domain_name}
             env["AWS_S3_REGION_NAME"] = platform.region or "us-east-1"
             jobs.append(self._collectstatic(platform, ns, static, wiring, env, after=[*db.depends_on, *jobs]))
             outputs.update(static_url=static.url, static_bucket_name=static.bucket_name,
                            static_distribution_id=static.distribution_id)
             if settings.has_alb and dj.admin.waf is not None:
-                waf_acl_arn = self._app_waf(platform)
+                waf_acl_arn = self._app_waf(platform, admin_path)
         else:
             env["STATIC_URL"] = nginx.STATIC_URL_PATH
 
@@ -102,17 +100,16 @@ class DjangoStack(pulumi.ComponentResource):
             pod_field_env={**self.server.pod_field_env, **POD_FIELD_ENV},
             config_files=[ConfigFiles(role="gunicorn", mount_path=GUNICORN_DIR, files=self.server.files),
                           ConfigFiles(role="nginx", mount_path=nginx.CONFIG_DIR,
-                                      files={nginx.CONF_FILE: self.nginx_conf(platform)},
+                                      files={nginx.CONF_FILE: nginx_conf(platform, admin_path, metrics_port)},
                                       containers=[NGINX_CONTAINER])],
             writable_paths=self.server.writable_paths, sources=db.sources,
             depends_on=[*db.depends_on, *jobs], waf_acl_arn=waf_acl_arn,
-            **pod_layout(settings))
+            **pod_layout(settings, metrics_port))
         outputs["url"] = web.url
-        admin = settings.admin_path(pulumi.get_stack())
-        outputs["admin_url"] = web.url.apply(lambda u: f"{u.rstrip('/')}/{admin}")
+        outputs["admin_url"] = web.url.apply(lambda u: f"{u.rstrip('/')}/{admin_path}")
         if dj.admin.allowed_cidrs:
             # What `python -m cli verify` checks is refused outside the allowlist (docs/verify.md).
-            outputs["admin_path"] = f"/{admin}"
+            outputs["admin_path"] = f"/{admin_path}"
         if waf_acl_arn is not None:
             outputs["app_waf_acl_arn"] = waf_acl_arn
         outputs.update(app_dns(platform, web))
@@ -143,7 +140,6 @@ class DjangoStack(pulumi.ComponentResource):
         """`manage.py collectstatic` in the new image, writing hashed files to the bucket as its own
         ServiceAccount, whose Pod Identity may write that bucket and nothing else (no database
         password either)."""
-        s = platform.settings
         assert platform.cluster is not None and platform.cluster.cluster_name is not None
         account = f"{platform.name}-static"
         sa = k8s.core.v1.ServiceAccount(f"{platform.name}-static-service-account",
@@ -154,40 +150,42 @@ class DjangoStack(pulumi.ComponentResource):
                                cluster_name=platform.cluster.cluster_name,
                                statements=static_upload_statements(static.bucket_arn),
                                opts=platform.aws_opts)
-        # No database password: collectstatic needs none, and this identity may not read the secret.
-        no_password = {k: v for k, v in wiring.items() if k not in ("DATABASE_PASSWORD", "PGPASSWORD")}
-        return release_job(platform, ns, "collectstatic", ReleaseStep(command=COLLECTSTATIC), secrets=no_password,
-                           env={k: v for k, v in env.items() if k != "DATABASE_PASSWORD_FILE"}, service_account=account, pod_field_env=POD_FIELD_ENV,
+        # No database password: collectstatic needs none, and this identity may not read the secret,
+        # so it gets neither the CSI-mounted password (the database's `sources`) nor its file's path.
+        return release_job(platform, ns, "collectstatic", ReleaseStep(command=COLLECTSTATIC), secrets=wiring,
+                           env={k: v for k, v in env.items() if k != "DATABASE_PASSWORD_FILE"},
+                           service_account=account, pod_field_env=POD_FIELD_ENV,
                            # A pod started before its Pod Identity association gets no AWS credentials.
                            depends_on=[*after, sa, identity])
 
     @staticmethod
-    def _app_waf(platform: Platform) -> pulumi.Output[str]:
+    def _app_waf(platform: Platform, admin_path: str) -> pulumi.Output[str]:
         """A REGIONAL web ACL on the app's ALB: managed rules, a rate limit, and the admin allowlist."""
         s = platform.settings
         assert isinstance(s, DjangoSettings) and s.django.admin.waf is not None
         admin = s.django.admin
         rules = s.django.admin.waf
-        args = WafArgs(**rules.model_dump(), admin_path=f"/{s.admin_path(pulumi.get_stack())}",
+        args = WafArgs(**rules.model_dump(), admin_path=f"/{admin_path}",
                        admin_allowed_cidrs=admin.allowed_cidrs) if admin.allowed_cidrs else rules
         return WebAcl(f"{platform.name}-app-waf", args, scope="REGIONAL", opts=platform.aws_opts).arn
 
-    def nginx_conf(self, platform: Platform) -> str:
-        s = platform.settings
-        assert isinstance(s, DjangoSettings)
-        dj = s.django
-        return nginx.nginx_conf(
-            port=s.app.port, socket_path=SOCKET_PATH,
-            metrics_port=METRICS_PORT if dj.server.metrics else None,
-            admin_path=s.admin_path(pulumi.get_stack()), admin_allowed_cidrs=list(dj.admin.allowed_cidrs),
-            trusted_proxy_cidrs=trusted_proxies(s, platform),
-            client_max_body_size_mb=dj.nginx.client_max_body_size_mb,
-            keep_alive_timeout_seconds=dj.nginx.keep_alive_timeout_seconds,
-            upstream_timeout_seconds=dj.server.timeout_seconds + 5,
-            shutdown_timeout_seconds=dj.server.graceful_timeout_seconds + nginx.GUNICORN_STOP_LAG_SECONDS,
-            https=s.serves_https,
-            static_root=nginx.STATIC_ROOT if s.target == "local" else None,
-            worker_processes=nginx.worker_processes(dj.nginx.resources.cpu_limit))
+
+def nginx_conf(platform: Platform, admin_path: str, metrics_port: int | None) -> str:
+    """The pod's nginx.conf (stacks/django/nginx.py) from the stack's settings."""
+    s = platform.settings
+    assert isinstance(s, DjangoSettings)
+    dj = s.django
+    return nginx.nginx_conf(
+        port=s.app.port, socket_path=SOCKET_PATH,
+        metrics_port=metrics_port, admin_path=admin_path, admin_allowed_cidrs=list(dj.admin.allowed_cidrs),
+        trusted_proxy_cidrs=trusted_proxies(s, platform),
+        client_max_body_size_mb=dj.nginx.client_max_body_size_mb,
+        keep_alive_timeout_seconds=dj.nginx.keep_alive_timeout_seconds,
+        upstream_timeout_seconds=dj.server.timeout_seconds + 5,
+        shutdown_timeout_seconds=dj.server.graceful_timeout_seconds + nginx.GUNICORN_STOP_LAG_SECONDS,
+        https=s.serves_https,
+        static_root=nginx.STATIC_ROOT if s.target == "local" else None,
+        worker_processes=nginx.worker_processes(dj.nginx.resources.cpu_limit))
 
 
 def trusted_proxies(settings: DjangoSettings, platform: Platform) -> list[str]:
@@ -203,7 +201,7 @@ def trusted_proxies(settings: DjangoSettings, platform: Platform) -> list[str]:
     return []
 
 
-def django_env(settings: DjangoSettings, platform: Platform) -> dict[str, str]:
+def django_env(settings: DjangoSettings, platform: Platform, admin_path: str) -> dict[str, str]:
     """What the kit tells Django (README, "Deploy your own app"): hosts, origins, HTTPS, the admin path."""
     app, ns = settings.app, platform.namespace
     service = platform.app_service_account  # WebService names its Service after itself
@@ -216,13 +214,13 @@ def django_env(settings: DjangoSettings, platform: Platform) -> dict[str, str]:
     env = {"DJANGO_ALLOWED_HOSTS": ",".join(hosts),
            "DJANGO_CSRF_TRUSTED_ORIGINS": f"{scheme}://{app.domain}" if app.domain else "",
            "DJANGO_HTTPS": "true" if settings.serves_https else "false",
-           "DJANGO_ADMIN_PATH": settings.admin_path(pulumi.get_stack())}
+           "DJANGO_ADMIN_PATH": admin_path}
     if settings.target == "local":
         env["STATIC_ROOT"] = nginx.STATIC_ROOT
     return env
 
 
-def pod_layout(settings: DjangoSettings) -> dict[str, Any]:
+def pod_layout(settings: DjangoSettings, metrics_port: int | None) -> dict[str, Any]:
     """WebServiceArgs fields of the Django pod: Nginx in front of Gunicorn's socket; on local an
     init container collects the static files Nginx serves."""
     dj = settings.django
@@ -237,11 +235,11 @@ def pod_layout(settings: DjangoSettings) -> dict[str, Any]:
         name=NGINX_CONTAINER, image=dj.nginx.image, port=settings.app.port,
         command=["nginx", "-e", "stderr", "-c", f"{nginx.CONFIG_DIR}/{nginx.CONF_FILE}"],
         health_path=nginx.HEALTH_PATH, resources=dj.nginx.resources, writable_paths=[nginx.TEMP_DIR],
-        pre_stop_command=nginx.stop_command(PRESTOP_DELAY_SECONDS, f"{nginx.TEMP_DIR}/nginx.pid"))
+        pre_stop_command=nginx.stop_command(PRESTOP_DELAY_SECONDS))
     return {
         "port": None, "probe_port": settings.app.port, "serve_from": NGINX_CONTAINER,
         "extra_containers": [proxy], "shared_dirs": shared,
-        "metrics_port": METRICS_PORT if dj.server.metrics else None,
+        "metrics_port": metrics_port,
         # Gunicorn stops a little after Nginx stopped accepting, so Nginx's last requests still reach it.
         "prestop_delay_seconds": PRESTOP_DELAY_SECONDS + nginx.GUNICORN_STOP_LAG_SECONDS,
         "init_command": COLLECTSTATIC if local else None,
