@@ -178,7 +178,7 @@ def test_the_apps_metrics_are_on_the_metrics_port_only(local):
     pod = local.pod
     assert pod.get("/metrics", headers={"Host": pod.service_host}).status == 404
     scraped = request(pod.metrics_port, "/metrics", headers=pod.pod_ip_host)
-    assert scraped.status == 200 and b"shop_http_requests_total{" in scraped.body, scraped.body[:500]
+    assert scraped.status == 200 and b"http_requests_total{" in scraped.body, scraped.body[:500]
 
 
 # --- django-prod ----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_requests_are_counted_by_route_template_not_raw_path(serve, postgres, mi
         server.get(f"/items/{item_id}")
     server.get("/wp-login.php")
     text = server.get("/metrics")[2].decode()
-    counts = {(s["route"], s["status"]): v for s, v in samples(text, "orders_api_http_requests_total")}
+    counts = {(s["route"], s["status"]): v for s, v in samples(text, "http_requests_total")}
     assert counts[("/items/{item_id}", "404")] == 3
     assert counts[("<unmatched>", "404")] == 1
     assert not any("/items/1" == route for route, _ in counts)

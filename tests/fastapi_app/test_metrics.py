@@ -11,7 +11,7 @@ from harness import samples, uvicorn_argv, worker_pids
 
 def live_worker_series(server) -> set[int]:
     return {int(labels["pid"]) for labels, value in samples(server.get("/metrics")[2].decode(),
-                                                            "orders_api_worker_info") if value == 1}
+                                                            "app_worker_info") if value == 1}
 
 
 def test_metrics_show_every_worker_and_sum_their_requests(serve, postgres, migrated, port, tmp_path):
@@ -38,7 +38,7 @@ def test_metrics_show_every_worker_and_sum_their_requests(serve, postgres, migra
 
 
 def healthz_count(server, key) -> float:
-    counts = samples(server.get("/metrics")[2].decode(), "orders_api_http_requests_total")
+    counts = samples(server.get("/metrics")[2].decode(), "http_requests_total")
     return {tuple(sorted(labels.items())): v for labels, v in counts}.get(key, 0.0)
 
 def test_a_killed_worker_leaves_metrics_and_its_replacement_joins(serve, postgres, migrated, port, tmp_path):

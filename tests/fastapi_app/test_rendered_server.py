@@ -75,7 +75,7 @@ def test_the_rendered_release_job_and_server_run_for_real(otlp, serve, postgres,
     # /metrics: one live series per worker process, whichever worker answers.
     def every_worker() -> bool:
         text = server.get("/metrics")[2].decode()
-        pids = {int(labels["pid"]) for labels, _ in samples(text, "orders_api_worker_info")}
+        pids = {int(labels["pid"]) for labels, _ in samples(text, "app_worker_info")}
         return len(pids) == workers and pids == worker_pids(server.pid)
 
     server.wait_until(every_worker, 30, f"{workers} workers in /metrics")

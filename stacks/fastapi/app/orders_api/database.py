@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from orders_api import metrics
 from orders_api.config import DatabaseConfig, database_config, env_float, env_int
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def create_app_engine(config: DatabaseConfig | None = None) -> AsyncEngine:
         connect_args=_connect_args(),
     )
     _with_credentials(engine.sync_engine, config)
+    # db_client_connections_usage: the dashboards set the pools' sum against max_connections.
+    metrics.track_pool(engine.sync_engine)
     return engine
 
 
