@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -34,27 +34,28 @@ def image_env(dockerfile: Path) -> dict[str, str]:
 IMAGE = Image(APP_DIR, workdir="/app", env=image_env(APP_DIR / "Dockerfile"), bin=BIN)
 
 
-def render_example(stack: str, dest: Path) -> Render:
-    """An example stack rendered as `python -m cli render` does."""
-    return render_stack(stack, dest)
+def render_example(stack: str, dest: Path, changes: Mapping[str, object] | None = None) -> Render:
+    """An example stack rendered as `python -m cli render` does (with `changes` to its config)."""
+    return render_stack(stack, dest, changes=changes)
 
 
 @contextmanager
-def local_pod(dest: Path, nginx_bin: str, nginx_user: tuple[int, int] | None
+def local_pod(dest: Path, nginx_bin: str, nginx_user: tuple[int, int] | None, *,
+              changes: Mapping[str, object] | None = None, extra_env: Mapping[str, str] | None = None,
               ) -> Iterator[tuple[Pod, dict[str, tuple[subprocess.CompletedProcess, Local]]]]:
     """django-local (rendered into `dest`) as its pod is before its containers start: the kit's
     database created in a PostgreSQL of its own (the in-cluster server's user, database and
     password), its release Job and init container run, each required to succeed. Yields the pod
     (not started) and those two steps by name, "migrate" and "init" (a step's result, what it was
     given); the pod and PostgreSQL are removed on exit."""
-    render = render_example("django-local", dest)
+    render = render_example("django-local", dest, changes)
     with ExitStack() as cleanup:
         pg = Postgres()
         cleanup.callback(pg.close)
         app = render.container("Deployment-*.app.json")
         create_role(pg, rendered_value(app, "DATABASE_USER"), rendered_value(app, "DATABASE_PASSWORD"),
                     rendered_value(app, "DATABASE_NAME"))
-        pod = Pod(render, IMAGE, pg, nginx_bin, nginx_user)
+        pod = Pod(render, IMAGE, pg, nginx_bin, nginx_user, extra_env=dict(extra_env or {}))
         cleanup.callback(pod.close)
         jobs = {"migrate": pod.run_job("Job-web-migrate-*.release.json"),
                 "init": pod.run_job("Deployment-*.init.json")}
