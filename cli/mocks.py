@@ -155,7 +155,7 @@ def _alias_spec(spec: Any) -> str:
 
 
 CLUSTER_SCOPED = {"kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:IngressClass",
-                  "kubernetes:eks.amazonaws.com/v1:IngressClassParams"}
+                  "kubernetes:eks.amazonaws.com/v1:IngressClassParams", "kubernetes:storage.k8s.io/v1:StorageClass"}
 
 
 class WebstackMocks(pulumi.runtime.Mocks):
@@ -182,6 +182,9 @@ class WebstackMocks(pulumi.runtime.Mocks):
             rid, state = self._stack_reference(inputs.get("name") or name)
         elif typ == "random:index/randomId:RandomId":
             rid, state = _random_id(typ, name, inputs)
+        elif typ == "random:index/randomPassword:RandomPassword":
+            # `result` is what callers read (a secret in the provider's schema); derived, never random.
+            rid, state = "none", {**inputs, "result": digest(typ, name, length=int(inputs.get("length") or 16))}
         else:
             rid, state = f"{name}-{digest(typ, name)}", inputs
         return rid, state
@@ -224,6 +227,12 @@ class WebstackMocks(pulumi.runtime.Mocks):
 
     # Kubernetes: the API server fills metadata and status ------------------
     def _kubernetes(self, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
+        if typ == "kubernetes:helm.sh/v3:Release":
+            # A release is `<namespace>/<name>`; the provider reports its status.
+            release = inputs.get("name") or f"{name}-{digest(typ, name)}"
+            return f"{inputs.get('namespace')}/{release}", {**inputs, "name": release, "status": {
+                "name": release, "namespace": inputs.get("namespace"), "status": "deployed",
+                "chart": inputs.get("chart"), "version": inputs.get("version"), "revision": 1}}
         meta = dict(inputs.get("metadata") or {})
         # The cluster-scoped kinds the kit creates; every other object names its namespace
         # (one that does not fails below, rather than landing in "default").

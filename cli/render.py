@@ -4,7 +4,7 @@
                               protect / retain_on_delete, inputs (secrets "[secret]")
 `out/<stack>/resources.md`    the same for a reviewer, grouped by component
 `out/<stack>/manifests/`      one YAML per Kubernetes object (Helm releases: chart, version, values)
-`out/<stack>/config/`         generated server and tool configs (ConfigMap files)
+`out/<stack>/config/`         generated server and tool configs (ConfigMap files, Helm values, Prometheus rules)
 
 Output is byte-identical for the same config. A bad config writes nothing.
 """
@@ -132,6 +132,15 @@ def write_render(stack: str, run: ProgramRun, dest: Path) -> None:
                 _write(dest / "config" / "run" / name, json.dumps(how, indent=2, sort_keys=True) + "\n")
         for name, content in config_files(reg).items():
             _write(dest / "config" / name, content)
+        if reg.type == "kubernetes:helm.sh/v3:Release" and reg.custom:
+            # A release's values, as the chart receives them: what a reviewer compares with its docs.
+            _write(dest / "config" / "helm" / f"{_slug(reg.inputs.get('name') or reg.name)}.values.yaml",
+                   yaml.safe_dump(reg.inputs.get("values") or {}, sort_keys=True, default_flow_style=False))
+        if reg.type == "kubernetes:monitoring.coreos.com/v1:PrometheusRule":
+            # The rules as a Prometheus rule file: `promtool check rules` reads it as is.
+            meta = reg.inputs.get("metadata") or {}
+            _write(dest / "config" / "prometheus-rules" / f"{_slug(meta.get('namespace'))}-{_slug(meta.get('name'))}.yaml",
+                   yaml.safe_dump(reg.inputs.get("spec") or {}, sort_keys=False, default_flow_style=False))
 
 
 def _write(path: Path, text: str) -> None:

@@ -100,6 +100,12 @@ METRICS_SERVER_ADDON = "metrics-server"
 # Application Load Balancer"). The name is AlbIngress.ingress_class_name's default.
 INGRESS_CLASS = "alb"
 ALB_CONTROLLER = "eks.amazonaws.com/alb"
+# Auto Mode's block storage provisions EBS volumes, but EKS creates no StorageClass for it: a
+# PersistentVolumeClaim without one stays Pending for ever (Prometheus, Alertmanager and Tempo
+# would hang the release). The kit makes one, the cluster's default: gp3, encrypted, bound when a
+# pod is scheduled so the volume lands in that pod's AZ.
+STORAGE_CLASS = "gp3-encrypted"
+EBS_PROVISIONER = "ebs.csi.eks.amazonaws.com"
 ALB_PARAMS_API_GROUP = "eks.amazonaws.com"
 ALB_PARAMS_SPEC = {"scheme": "internet-facing"}
 # Auto Mode accepts NetworkPolicies but enforces none until this key is set in this ConfigMap
@@ -254,6 +260,7 @@ class Cluster(pulumi.ComponentResource):
     metrics_server_addon: aws.eks.Addon | None
     ingress_class: k8s.networking.v1.IngressClass | None
     network_policy_enforcement: k8s.core.v1.ConfigMapPatch | None
+    storage_class: k8s.storage.v1.StorageClass | None
 
     def __init__(self, name: str, args: CreateClusterArgs | KubeconfigClusterArgs | StackReferenceClusterArgs, *,
                  subnet_ids: pulumi.Input[list[str]] | None = None,
@@ -268,6 +275,7 @@ class Cluster(pulumi.ComponentResource):
         self.metrics_server_addon = None
         self.ingress_class = None
         self.network_policy_enforcement = None
+        self.storage_class = None
         depends: list[pulumi.Resource] = []
         cluster: aws.eks.Cluster | None = None
         if isinstance(args, CreateClusterArgs):
@@ -421,4 +429,12 @@ class Cluster(pulumi.ComponentResource):
         # Namespaces' NetworkPolicies depend on it: until it is applied they are accepted, not enforced.
         self.network_policy_enforcement = k8s.core.v1.ConfigMapPatch(
             f"{name}-network-policy", metadata=dict(NETWORK_POLICY_CONFIG_MAP), data=dict(NETWORK_POLICY_DATA),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[cluster]))
+
+        # Needs only the API; claims that name it (or none, as the default) wait for it.
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-storage", metadata={"name": STORAGE_CLASS, "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner=EBS_PROVISIONER, volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True,
+            parameters={"type": "gp3", "encrypted": "true"}, reclaim_policy="Delete",
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[cluster]))

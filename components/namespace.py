@@ -77,6 +77,9 @@ class NamespaceArgs(BaseModel):
     database_cidrs: list[Ipv4Cidr] = Field(
         [], description="Where the database lives (e.g. the private subnets); empty means any "
         "destination on database_port, such as an in-cluster PostgreSQL.")
+    collector_namespace: NamespaceName | None = Field(
+        None, description="Namespace of the OpenTelemetry Collector the pods send traces to; None: no traces leave.")
+    collector_ports: list[int] = Field([4317, 4318], description="The collector's OTLP ports (gRPC, HTTP).")
     allow_https_egress: bool = Field(True, description="Pods may open TCP 443 anywhere (AWS APIs, S3, OTLP).")
     pod_identity_agent: bool = Field(
         False, description="Pods may reach the EKS Pod Identity agent (169.254.170.23:80) for AWS credentials; "
@@ -192,6 +195,10 @@ class Namespace(pulumi.ComponentResource):
                 "egress": db_to.apply(lambda peers: [
                     {**({"to": peers} if peers else {}), "ports": [tcp(args.database_port)]}]),
             })
+
+        if args.collector_namespace:
+            policy("allow-telemetry", {"policyTypes": ["Egress"], "egress": [{
+                "to": [from_namespace(args.collector_namespace)], "ports": [tcp(p) for p in args.collector_ports]}]})
 
         if args.allow_https_egress:
             policy("allow-https", {"policyTypes": ["Egress"], "egress": [{"ports": [tcp(443)]}]})

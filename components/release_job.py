@@ -179,6 +179,8 @@ class ReleaseJob(pulumi.ComponentResource):
         )
 
         self.job_name = job.metadata.apply(lambda m: m.name)
+        # Every release's Job of this step is named `<name_prefix><hash>` (alerts select them so).
+        self.name_prefix = f"{name}-"
         # Resolves only after the provider saw the Job complete (a failed Job fails the
         # `up` here), so anything built from it waits for the release step.
         self.completed = self.job_name

@@ -255,3 +255,11 @@ def env_names_problem(names: list[str]) -> str | None:
     """For names passed outside a model (a component's `secrets=` keyword)."""
     bad = [n for n in names if not _ENV_NAME.fullmatch(n)]
     return f"{bad} are not environment variable names (letters, digits, '_')" if bad else None
+
+
+# Kubernetes label keys and values (metadata.labels, label selectors): an optional DNS-subdomain
+# prefix and a name of at most 63 characters; values of at most 63, possibly empty.
+LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN, max_length=316, examples=["release"])]
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63, examples=["kube-prometheus-stack"])]

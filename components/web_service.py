@@ -630,6 +630,9 @@ class WebService(pulumi.ComponentResource):
                                           opts=child)
 
         self.deployment_name = _name_of(deployment)
+        # What a ServiceMonitor selects the Service by, and the port it scrapes (service_spec's names).
+        self.service_selector = dict(match)
+        self.metrics_port_name = "metrics" if args.metrics_port and args.metrics_port != args.serving_port else "http"
         self.service_name = _name_of(service)
         self.service_account_name = _name_of(account)
         self.namespace = ns

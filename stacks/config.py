@@ -62,6 +62,11 @@ def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[s
         # `mode` may be left out: the default is to create the VPC or cluster.
         if isinstance(raw.get(section), dict):
             raw[section] = {"mode": "create", **raw[section]}
+    # No observability section, or one without `mode`: the kit installs the monitoring stack.
+    if "observability" not in raw:
+        raw["observability"] = {}
+    if isinstance(raw["observability"], dict):
+        raw["observability"] = {"mode": "install", **raw["observability"]}
     if "cluster" not in raw:
         # No cluster section: on aws the kit creates one (its settings are then checked like any
         # other, e.g. how `pulumi up` reaches its API); on local, the kubeconfig's current context.
@@ -106,6 +111,9 @@ def profile_defaults(environment: str) -> dict[str, Any]:
     return dict(PROFILES.get(environment, {}))
 
 
+INSTALL_ONLY = ("prometheus", "alertmanager", "tempo", "collector")
+
+
 def _apply_profile(raw: dict[str, Any]) -> None:
     env, framework, target = raw.get("environment"), raw.get("framework"), raw.get("target", "aws")
     for dotted, value in profile_defaults(env if isinstance(env, str) else "").items():
@@ -118,6 +126,11 @@ def _apply_profile(raw: dict[str, Any]) -> None:
             if target != "aws" or not isinstance(section, dict) or section.get("mode", "create") != "create":
                 continue
             raw.setdefault(path[0], {}).setdefault("mode", "create")
+        if path[0] == "observability" and path[1] in INSTALL_ONLY:
+            section = raw.get("observability")
+            # Sizes of what the kit installs; nothing to size when a platform team runs it.
+            if not isinstance(section, dict) or section.get("mode") != "install":
+                continue
         node = raw
         for part in path[:-1]:
             node = node.setdefault(part, {}) if isinstance(node, dict) else None

@@ -34,7 +34,12 @@ from components.postgres import InClusterPostgres, InClusterPostgresArgs
 from components.release_job import ReleaseJob, ReleaseJobArgs
 from components.secrets_store import SecretsManagerEnv, SecretsManagerEnvArgs
 from components.web_service import AlbIngress, ClassIngress, ConfigFiles, WebService, WebServiceArgs
-from stacks.settings import ClusterContext, ClusterKubeconfig, ReleaseStep, StackSettings
+from observability.app_monitoring import AppMonitoring, AppMonitoringArgs
+from observability.dashboards import ScrapeJobs
+from observability.metrics import AppTarget
+from observability.monitoring_stack import MonitoringStack
+from stacks.settings import (ClusterContext, ClusterKubeconfig, InstallObservability, ReleaseStep, StackSettings,
+                             collector_port)
 
 # Local clusters (kind, k3d, minikube) ship ingress-nginx in this namespace.
 LOCAL_INGRESS_NAMESPACE = "ingress-nginx"
@@ -130,6 +135,9 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
         # With ALB ip targets, traffic comes from the VPC, not from a controller's pods.
         ingress_controller_namespace=None if aws_target else LOCAL_INGRESS_NAMESPACE,
         monitoring_namespace=s.observability.namespace,
+        # Traces go to the collector; only its OTLP port, only in its namespace.
+        collector_namespace=s.observability.collector_ns() if s.observability.collector_endpoint() else None,
+        collector_ports=[collector_port(s.observability.collector_endpoint() or "http://collector:4318")],
         metrics_port=metrics_port or serve_port,
         database_port=database_port,
         # On aws the app and its release Jobs read the database secret through Pod Identity.
@@ -349,6 +357,43 @@ def web_service(platform: Platform, ns: Namespace, *, command: list[str], gracef
                       # An Ingress no controller serves would wait 10 minutes and fail the update.
                       ingress_depends_on=[r for r in [platform.cluster and platform.cluster.ingress_class] if r],
                       ingress_waf_acl_arn=waf_acl_arn, opts=platform.k8s_opts)
+
+
+def observability(platform: Platform, web: WebService, *, autoscaling: Any, jobs: Sequence[ReleaseJob] = (),
+                  db_max_connections: int | None = None) -> dict[str, Any]:
+    """In `install` mode the monitoring stack (once per cluster); in both modes the app's
+    ServiceMonitor, rules and dashboard, labelled for the Prometheus and Grafana that load them.
+    The outputs to export."""
+    s = platform.settings
+    obs = s.observability
+    outputs: dict[str, Any] = {}
+    ready: list[pulumi.Resource] = []
+    dashboards_ns = obs.namespace
+    if isinstance(obs, InstallObservability):
+        storage = [r for r in [platform.cluster and platform.cluster.storage_class] if r]
+        stack = MonitoringStack(f"{platform.name}-monitoring", obs, depends_on=storage, opts=platform.k8s_opts)
+        ready = stack.ready
+        outputs["grafana_admin_password"] = stack.grafana_admin_password
+        outputs["grafana_port_forward"] = f"kubectl -n {obs.namespace} port-forward svc/kube-prometheus-stack-grafana 3000:80"
+    elif obs.dashboards_namespace:
+        dashboards_ns = obs.dashboards_namespace
+    monitor_labels, rule_labels, dashboard_labels = obs.labels()
+    name = platform.app_service_account  # the WebService's name: its Deployment, Service and HPA
+    target = AppTarget(
+        namespace=platform.namespace, job=name, deployment=name, service_name=platform.namespace,
+        hpa=name if autoscaling is not None else None,
+        min_replicas=autoscaling.min_replicas if autoscaling is not None else 1,
+        max_replicas=autoscaling.max_replicas if autoscaling is not None else 1,
+        release_job_prefixes=tuple(job.name_prefix for job in jobs),
+        db_max_connections=db_max_connections)
+    args = AppMonitoringArgs(
+        target=target, slo=obs.slo, metrics=obs.metrics, service_labels=web.service_selector,
+        metrics_port=web.metrics_port_name, monitor_labels=monitor_labels, rule_labels=rule_labels,
+        dashboard_labels=dashboard_labels, dashboards_namespace=dashboards_ns,
+        title=f"{platform.namespace} ({s.framework}, {s.environment})",
+        scrape_jobs=ScrapeJobs(collector_namespace=obs.collector_ns()))
+    AppMonitoring(f"{platform.name}-monitor", args, depends_on=ready, opts=platform.k8s_opts)
+    return outputs
 
 
 def base_exports(platform: Platform) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Defaults are the production answer. The `dev` and `staging` profiles relax some 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -22,7 +23,10 @@ from components.k8s_pod import HealthChecks, Resources, env_references, ordered_
 from components.namespace import EgressRule
 from components.network import ExistingVpcArgs, NewVpcArgs
 from components.types import (AbsolutePath, AcmCertificateArn, DomainName, EnvName, HostedZoneId, ImageRef,
-                              NamespaceName, Quantity, has_digest)
+                              LabelKey, LabelValue, NamespaceName, Quantity, has_digest)
+from observability.charts import (COLLECTOR_OTLP_HTTP, COLLECTOR_RELEASE, DASHBOARD_LABELS, MONITOR_LABELS,
+                                  MonitoringStackArgs)
+from observability.metrics import AppMetrics, SloTargets
 from stacks.errors import PROJECT, at, set_command
 
 Environment = Literal["dev", "staging", "prod"]
@@ -233,19 +237,89 @@ ClusterSettings = Annotated[Union[CreateClusterArgs, ClusterKubeconfig, StackRef
 NetworkSettings = Annotated[Union[NewVpcArgs, ExistingVpcArgs], Field(discriminator="mode")]
 
 
-class ObservabilitySettings(Section):
-    """Where the monitoring stack lives (its installation is a later capability)."""
+class ObservabilityShared(Section):
+    """What both modes share: how much is traced, the objectives the alerts defend, and the names of
+    the app's metrics."""
 
-    namespace: NamespaceName = Field("monitoring", description="Namespace of Prometheus; allowed to scrape the app's pods.")
-    otlp_endpoint: str | None = Field(
-        None, pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$",
-        description="OpenTelemetry collector (OTLP over HTTP) the app sends traces to, e.g. "
-                    "http://otel-collector.monitoring:4318. Unset: tracing is wired but exports nothing.",
-        examples=["http://otel-collector.monitoring:4318"])
     trace_sample_ratio: float = Field(
         0.1, ge=0.0, le=1.0, description="Share of new traces kept (parent-based: a sampled caller's "
                                          "trace is always kept). dev: 1.0.")
+    slo: SloTargets = Field(default_factory=SloTargets, description="The objectives the alerts and the "
+                                                                    "dashboard's SLO panels measure.")
+    metrics: AppMetrics = Field(default_factory=AppMetrics, description="The app's metric names, if they differ "
+                                                                        "from the kit's contract (README).")
 
+
+class InstallObservability(ObservabilityShared, MonitoringStackArgs):
+    """The kit installs Prometheus, Alertmanager, Grafana, an OpenTelemetry Collector and Tempo (one stack per cluster).
+
+    From the community charts: kube-prometheus-stack (with the operator and kube-state-metrics),
+    opentelemetry-collector and tempo, pinned in observability/charts.py."""
+
+    mode: Literal["install"]
+
+    def collector_endpoint(self) -> str:
+        return f"http://{COLLECTOR_RELEASE}.{self.namespace}.svc:{COLLECTOR_OTLP_HTTP}"
+
+    def collector_ns(self) -> str:
+        return self.namespace
+
+    def labels(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """(ServiceMonitor labels, PrometheusRule labels, dashboard ConfigMap labels)."""
+        return dict(MONITOR_LABELS), dict(MONITOR_LABELS), dict(DASHBOARD_LABELS)
+
+
+class ExistingObservability(ObservabilityShared):
+    """A platform team's Prometheus Operator, Grafana and collector run: only the app's objects are made.
+
+    The app's ServiceMonitor, PrometheusRule and dashboard ConfigMap, labelled as that Prometheus
+    and Grafana select them."""
+
+    mode: Literal["existing"]
+    namespace: NamespaceName = Field("monitoring", description="Namespace of that Prometheus: the app's "
+                                                               "NetworkPolicy admits scrapes from it.")
+    monitor_labels: dict[LabelKey, LabelValue] = Field(
+        {"release": "kube-prometheus-stack"}, min_length=1,
+        description="Labels the Prometheus' serviceMonitorSelector matches (kube-prometheus-stack: "
+                    "`release: <its release name>`); put on the app's ServiceMonitor.")
+    rule_labels: dict[LabelKey, LabelValue] | None = Field(
+        None, description="Labels its ruleSelector matches; default: monitor_labels.")
+    dashboard_labels: dict[LabelKey, LabelValue] = Field(
+        {"grafana_dashboard": "1"}, min_length=1,
+        description="Labels Grafana's dashboard sidecar loads ConfigMaps by (the charts' default).")
+    dashboards_namespace: NamespaceName | None = Field(
+        None, description="Namespace the dashboard ConfigMap goes to (one the sidecar searches); default: "
+                          "namespace.")
+    otlp_endpoint: str | None = Field(
+        None, pattern=r"^https?://[^\s/:]+(:[0-9]+)?/?$",
+        description="The collector's OTLP over HTTP endpoint, e.g. http://otel-collector.monitoring:4318. "
+                    "Unset: tracing is wired but exports nothing.",
+        examples=["http://otel-collector.monitoring:4318"])
+    collector_namespace: NamespaceName | None = Field(
+        None, description="Namespace of that collector: the app may connect to it on the endpoint's port; default: "
+                    "the endpoint's `<service>.<namespace>` host, else namespace.")
+
+    def collector_endpoint(self) -> str | None:
+        return self.otlp_endpoint
+
+    def collector_ns(self) -> str:
+        if self.collector_namespace:
+            return self.collector_namespace
+        host = urlsplit(self.otlp_endpoint or "").hostname or ""
+        parts = host.split(".")
+        return parts[1] if len(parts) >= 2 and not host.replace(".", "").isdigit() else self.namespace
+
+    def labels(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        return dict(self.monitor_labels), dict(self.rule_labels or self.monitor_labels), dict(self.dashboard_labels)
+
+
+ObservabilitySettings = Annotated[Union[InstallObservability, ExistingObservability], Field(discriminator="mode")]
+
+
+def collector_port(endpoint: str) -> int:
+    """The TCP port of an OTLP endpoint URL (its scheme's default when it names none)."""
+    parts = urlsplit(endpoint)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class StackSettings(Section):
@@ -262,8 +336,10 @@ class StackSettings(Section):
                                                  "kubeconfig's current context on local.")
     network: NetworkSettings = Field(default_factory=NewVpcArgs,
                                      description="VPC of the aws target: create one, or use existing subnets.")
-    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings,
-                                                 description="How the app is monitored.")
+    observability: ObservabilitySettings = Field(
+        default_factory=lambda: InstallObservability(mode="install"),
+        description="How the app is monitored: `install` the monitoring stack in the cluster (default), or "
+                    "use the `existing` one a platform team runs.")
 
     @model_validator(mode="after")
     def _target_fits_cluster(self) -> "StackSettings":
@@ -386,6 +462,17 @@ def https_only(settings: StackSettings) -> None:
 PROFILE: dict[str, dict[str, Any]] = {
     "dev": {
         "observability.trace_sample_ratio": 1.0,
+        "observability.prometheus.replicas": 1,
+        "observability.prometheus.retention_days": 7,
+        "observability.prometheus.storage_gb": 20,
+        "observability.prometheus.memory_mib": 1024,
+        "observability.prometheus.cpu_millicores": 250,
+        "observability.alertmanager.replicas": 1,
+        "observability.tempo.retention_hours": 72,
+        "observability.tempo.storage_gb": 10,
+        "observability.tempo.memory_mib": 512,
+        "observability.collector.replicas": 1,
+        "observability.collector.memory_mib": 256,
         "network.az_count": 2,
         "network.nat_gateways": "single",
         "network.flow_log_retention_days": 14,
@@ -393,5 +480,8 @@ PROFILE: dict[str, dict[str, Any]] = {
     },
     "staging": {
         "network.nat_gateways": "single",
+        "observability.prometheus.retention_days": 15,
+        "observability.prometheus.storage_gb": 50,
+        "observability.tempo.retention_hours": 168,
     },
 }

@@ -133,8 +133,16 @@ def test_metrics_and_tracing_are_wired_for_several_workers():
     assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/"), "on the writable emptyDir"
     assert env["OTEL_SERVICE_NAME"] == "webstack-fastapi-prod"
     assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio" and env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
-    assert env["OTEL_TRACES_EXPORTER"] == "none", "no collector configured: spans are made, not sent"
+    # The collector the kit installs (observability.mode install, the default).
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring.svc:4318"
     assert env_of(app_container(stack("fastapi-dev")))["OTEL_TRACES_SAMPLER_ARG"] == "1"
+
+
+def test_without_a_collector_spans_are_made_not_sent():
+    env = env_of(app_container(run_with("fastapi-local", observability={"mode": "existing"})))
+    assert env["OTEL_TRACES_EXPORTER"] == "none"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
 
 
 def test_spans_name_their_pod_namespace_and_node_from_the_downward_api():
@@ -161,7 +169,8 @@ def test_a_name_the_user_sets_in_app_env_wins_over_a_pod_field():
 
 def test_a_collector_endpoint_turns_on_otlp_export():
     env = env_of(app_container(run_with("fastapi-local",
-                                        observability={"otlp_endpoint": "http://otel.monitoring:4318"})))
+                                        observability={"mode": "existing",
+                                                       "otlp_endpoint": "http://otel.monitoring:4318"})))
     assert env["OTEL_TRACES_EXPORTER"] == "otlp"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel.monitoring:4318"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"

@@ -75,7 +75,8 @@ def test_every_pod_making_type_is_checked():
                                   "django-dev", "django-prod", "django-local"])
 def test_every_stack_runs_restricted_pods_in_a_restricted_namespace(name):
     mon = stack(name).monitor
-    ns = mon.one("kubernetes:core/v1:Namespace")
+    # The app's namespace (the monitoring stack's has its own level: tests/observability).
+    ns = mon.one("kubernetes:core/v1:Namespace", "web-ns-namespace")
     assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     pods = pod_specs(mon)
     for reg in (r for t in WORKLOADS for r in mon.all(t)):

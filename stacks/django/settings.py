@@ -200,6 +200,11 @@ class DjangoSettings(StackSettings):
         return connections_needed(self.gunicorn_workers(), threads, self.django.autoscaling.max_replicas,
                                   surge_percent=SURGE_PERCENT)
 
+    def db_max_connections(self) -> int:
+        """The connections the database accepts from the app: what its alert compares with."""
+        return self.local_max_connections() if self.target == "local" else (
+            self.database_capacity() or self.local_max_connections())
+
     def local_max_connections(self) -> int:
         """The in-cluster server's max_connections: all the pods may open, and some spare."""
         return self._connections(self.gunicorn_threads()) + LOCAL_DATABASE_SPARE_CONNECTIONS

@@ -30,7 +30,7 @@ from stacks.django.server import COLLECTSTATIC, MIGRATE, SOCKET_DIR, SOCKET_PATH
 from stacks.django.server import CONFIG_DIR as GUNICORN_DIR
 from stacks.django.settings import DjangoSettings
 from stacks.platform import (Platform, app_database, app_dns, app_namespace, base_exports, build_platform,
-                             release_job, release_jobs, web_service)
+                             observability, release_job, release_jobs, web_service)
 from stacks.settings import ReleaseStep
 
 NGINX_CONTAINER = "nginx"
@@ -62,7 +62,7 @@ class DjangoStack(pulumi.ComponentResource):
                            metrics_port=metrics_port)
         self.server = plan_gunicorn(dj.server, settings.app.resources, threads=settings.gunicorn_threads(),
                                     service_name=platform.namespace, environment=settings.environment,
-                                    otlp_endpoint=settings.observability.otlp_endpoint,
+                                    otlp_endpoint=settings.observability.collector_endpoint(),
                                     trace_sample_ratio=settings.observability.trace_sample_ratio)
         outputs = base_exports(platform)
 
@@ -113,6 +113,8 @@ class DjangoStack(pulumi.ComponentResource):
         if waf_acl_arn is not None:
             outputs["app_waf_acl_arn"] = waf_acl_arn
         outputs.update(app_dns(platform, web))
+        outputs.update(observability(platform, web, autoscaling=dj.autoscaling, jobs=jobs,
+                                     db_max_connections=settings.db_max_connections()))
         if jobs:
             outputs["release_jobs"] = [job.job_name for job in jobs]
         self.outputs = outputs

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components.postgres import InClusterPostgresArgs
+from components.rds_capacity import max_connections
 from components.types import AllowlistCidr, Quantity
 from components.web_service import Autoscaling
 from stacks.errors import at
@@ -91,10 +93,19 @@ class FastApiSettings(StackSettings):
     def has_database(self) -> bool:
         return self.fastapi.database.enabled
 
+    def db_max_connections(self) -> int | None:
+        """The connections the database accepts: the RDS class's (components.rds_capacity), or the
+        in-cluster server's; what the database-connections alert compares the pools' sum with."""
+        if not self.has_database():
+            return None
+        if self.target == "local":
+            return InClusterPostgresArgs().max_connections
+        return max_connections(self.fastapi.database.instance_class)
+
     def provided_env_names(self) -> set[str]:
         plan = plan_server(self.fastapi.server, self.app.resources, port=self.app.port, service_name="app",
                            environment=self.environment, trusted_proxies=[],
-                           otlp_endpoint=self.observability.otlp_endpoint,
+                           otlp_endpoint=self.observability.collector_endpoint(),
                            trace_sample_ratio=self.observability.trace_sample_ratio)
         # The pod fields reach the app and its release Jobs alike; the server's own env (OTEL_*, the
         # metrics directory) only the app, so app.env, which both get, may not refer to it.

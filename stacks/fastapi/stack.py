@@ -19,6 +19,7 @@ from stacks.platform import (
     app_namespace,
     base_exports,
     build_platform,
+    observability,
     release_jobs,
     web_service,
 )
@@ -73,6 +74,8 @@ class FastApiStack(pulumi.ComponentResource):
                           depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
         outputs.update(app_dns(platform, web))
+        outputs.update(observability(platform, web, autoscaling=fa.autoscaling, jobs=jobs,
+                                     db_max_connections=settings.db_max_connections()))
         self.outputs = outputs
         self.register_outputs(outputs)
 
@@ -93,5 +96,5 @@ def server_plan(platform: Platform) -> ServerPlan:
             and platform.network is not None else []
     return plan_server(server, s.app.resources, port=s.app.port, service_name=platform.namespace,
                        environment=s.environment, trusted_proxies=trusted,
-                       otlp_endpoint=s.observability.otlp_endpoint,
+                       otlp_endpoint=s.observability.collector_endpoint(),
                        trace_sample_ratio=s.observability.trace_sample_ratio)

@@ -29,6 +29,8 @@ the app's folder, as nothing can be into an image's read-only root filesystem).
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +248,15 @@ class Container:
             assert f"{database.host}:{database.port}" not in value and value != database.host, \
                 f"{name} still points at the rendered database address"
 
+        # The collector the stack sends traces to is a cluster Service, a name nothing resolves here;
+        # an exporter that cannot deliver retries with backoff, and a worker's exit waits for its
+        # last flush. A loopback stand-in accepts what it is sent, as the installed collector does.
+        endpoint = expanded.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+        if ".svc" in endpoint:
+            expanded["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector_stand_in()
+            made.append(f"OTEL_EXPORTER_OTLP_ENDPOINT: the collector {endpoint} -> {collector_stand_in()} "
+                        "(accepts every export, keeps nothing)")
+
         env = {name: relocate(value) for name, value in image.env.items()}
         made += [f"{name}={image.env[name]}: the image's ENV" for name in image.env]
         env.update({name: relocate(value) for name, value in expanded.items()})
@@ -266,6 +277,30 @@ class Container:
             made.append(f"working dir: none set, the image's WORKDIR {image.workdir}")
         assert cwd.is_dir(), f"{workdir} -> {cwd}: no such directory in the app"
         return Local(argv, env, cwd, made)
+
+
+_COLLECTOR: list[str] = []
+
+
+def collector_stand_in() -> str:
+    """An OTLP/HTTP endpoint on loopback answering every export with 200 and an empty response
+    (an empty ExportTraceServiceResponse), for the test process's lifetime."""
+    if not _COLLECTOR:
+        class Accept(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer((HOST, 0), Accept)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _COLLECTOR.append(f"http://{HOST}:{server.server_address[1]}")
+    return _COLLECTOR[0]
 
 
 def _run_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
