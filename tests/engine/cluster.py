@@ -112,6 +112,13 @@ class KubeApi:
     def merge_patch(self, path: str, body: dict) -> dict:
         return self.request("PATCH", path, body, content_type="application/merge-patch+json")
 
+    def delete(self, path: str) -> None:
+        try:
+            self.request("DELETE", path)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+
 
 @dataclass
 class Process:
@@ -232,12 +239,13 @@ class Cluster:
         return path
 
     # -- processes -------------------------------------------------------------------
-    def _spawn(self, name: str, *args: str) -> Process:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        """Starts bin/NAME as one of the cluster's processes: `stop()` ends it with the others."""
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(exist_ok=True)
         with log.open("wb") as out:
             popen = subprocess.Popen([str(self.bin / name), *args], stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True, env=env)
         proc = Process(name, popen, log)
         self.processes.append(proc)
         return proc
@@ -264,7 +272,7 @@ class Cluster:
         pki = self.pki
 
         etcd_client, etcd_peer = free_port(), free_port()
-        etcd = self._spawn(
+        etcd = self.spawn(
             "etcd", "--name=engine", f"--data-dir={self.workdir / 'etcd'}",
             f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
             f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
@@ -278,7 +286,7 @@ class Cluster:
 
         port = free_port()
         server = f"https://127.0.0.1:{port}"
-        apiserver = self._spawn(
+        apiserver = self.spawn(
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{etcd_client}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
@@ -304,7 +312,7 @@ class Cluster:
                  lambda: self._alive(apiserver) and self.api.get("/readyz").get("text") == "ok", self.startup_timeout)
 
         kc = str(self.kubeconfig)
-        self._spawn(
+        self.spawn(
             "kube-controller-manager", f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
             f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             "--leader-elect=false", "--use-service-account-credentials=false",
@@ -314,11 +322,11 @@ class Cluster:
             # runs: it lifts the not-ready taint that admission puts on every new node.
             "--node-monitor-grace-period=1h",
             "--v=1")
-        self._spawn(
+        self.spawn(
             "kube-scheduler", f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
             f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             "--leader-elect=false", "--v=1")
-        self._spawn(
+        self.spawn(
             "kwok", f"--kubeconfig={kc}", f"--config={STAGES}",
             "--manage-all-nodes=false", "--manage-nodes-with-label-selector=type=kwok",
             f"--cidr={POD_CIDR}", f"--server-address=127.0.0.1:{free_port()}")

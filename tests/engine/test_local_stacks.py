@@ -2,20 +2,25 @@
 and the Kubernetes provider against a real kube-apiserver (tests/engine/cluster.py).
 
 Per stack, in order: an up with a mistyped key, which must fail on its message alone and
-create nothing; preview; up; a second up that changes nothing; a new image that runs the
-release Jobs before the Deployment rolls; a release Job that fails, which must fail the update
-and leave the old pods serving; destroy. What a stack has (Jobs, Deployments, namespace) is read
-from its state, not hard-coded, so a stack that gains a release Job is covered by the same tests.
+create nothing; preview; up, after which the cluster's Prometheus (kube-prometheus-stack's, run by
+the real Prometheus Operator: tests/engine/monitoring.py) scrapes the app and loads its rules;
+a second up that changes nothing; an up with monitor labels that Prometheus does not select,
+which leaves the app unscraped; a new image that runs the release Jobs before the Deployment
+rolls; a release Job that fails, which must fail the update and leave the old pods serving;
+destroy. What a stack has (Jobs, Deployments, namespace) is read from its state, not
+hard-coded, so a stack that gains a release Job is covered by the same tests.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 
 import pytest
 
 from tests.engine.cluster import FAIL_MARKER, KubeApi, wait_for
+from tests.engine.monitoring import MONITORING_API, Monitoring, scrape_job
 from tests.engine.workspace import StackWorkspace, local_stacks, read_event_log
 
 pytestmark = pytest.mark.engine
@@ -23,6 +28,15 @@ pytestmark = pytest.mark.engine
 JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+# The app's Deployment, Service, ServiceMonitor and PrometheusRule share this name; the Service's
+# name is the `job` label Prometheus gives the app's series, which its rules select.
+APP = "web-app"
+# Where each reference app serves /metrics: FastAPI on its http port, Django on the second Nginx
+# listener (the app contract).
+METRICS_PORT = {"fastapi": 8000, "django": 9000}
+# How long the operator may take to act on a change (it does within a second here).
+OPERATOR_TIMEOUT = 60
 
 
 @pytest.fixture(scope="module", params=local_stacks())
@@ -94,6 +108,34 @@ def event_order(events: list[dict]) -> list[tuple[str, str, str]]:
     return order
 
 
+def wait_selected(prometheus: Monitoring, api: KubeApi, ns: str) -> tuple[dict, dict]:
+    """(the app's scrape config, its rule file) once the operator generated them; fails with
+    what the objects carry and what the operator said, if it never does."""
+    job = scrape_job(ns, APP)
+    try:
+        jobs = wait_for(f"{job} in the generated configuration",
+                        lambda: (j := prometheus.scrape_jobs()).get(job) and j, OPERATOR_TIMEOUT)
+        rule_file = prometheus.rule_file_name(ns, APP)
+        assert rule_file, f"the stack has no PrometheusRule {ns}/{APP}"
+        files = wait_for(f"{rule_file} in the generated rule files",
+                         lambda: (f := prometheus.rule_files()).get(rule_file) and f, OPERATOR_TIMEOUT)
+    except TimeoutError as exc:
+        found = {kind: api.get_or_none(f"{MONITORING_API}/namespaces/{ns}/{kind}/{APP}")
+                 for kind in ("servicemonitors", "prometheusrules")}
+        labels = {kind: obj and obj["metadata"].get("labels") for kind, obj in found.items()}
+        pytest.fail(f"{exc}\nthe stack's objects' labels: {labels}\n{prometheus.logs()}")
+    return jobs[job], files[rule_file]
+
+
+def rule_names(spec: dict) -> set[tuple[str, str]]:
+    return {(g["name"], r.get("alert") or r["record"]) for g in spec["groups"] for r in g["rules"]}
+
+
+def label_values(exprs, name: str) -> set[str]:
+    """The values a label is matched with (`name="value"`) in PromQL expressions."""
+    return {m for e in exprs for m in re.findall(rf'\b{name}\s*=\s*"([^"]*)"', e)}
+
+
 # -- the tests, in the order they run per stack ------------------------------------------
 def test_a_mistyped_key_fails_up_with_only_its_message_and_creates_nothing(stack):
     stack.pulumi("config", "set", "--path", "webstack:app.prot", "8080", timeout=60)
@@ -142,8 +184,71 @@ def test_up_creates_the_stack_in_a_restricted_namespace(stack, cluster):
     assert "violates PodSecurity" in refused.value.read().decode()
 
 
+def test_the_clusters_prometheus_scrapes_the_app_and_loads_its_rules(stack, cluster, prometheus):
+    """kube-prometheus-stack's Prometheus selects the stack's ServiceMonitor and PrometheusRule
+    as the kit labels them by default; the scrape config it gets finds every app pod where the
+    app serves /metrics, and names their series' job as the rules query it."""
+    api = cluster.api
+    outputs = stack.outputs()
+    ns = outputs["namespace"]
+    job, rule_file = wait_selected(prometheus, api, ns)
+
+    deployment = api.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{APP}")
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    pods = [p for p in api.items(f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
+            if p["status"].get("phase") == "Running"]
+    assert len(pods) == deployment["status"]["readyReplicas"] >= 1, [p["status"] for p in pods]
+    port = METRICS_PORT[outputs["framework"]]
+    targets = prometheus.targets(job)
+    assert {t["__address__"] for t in targets} == {f"{p['status']['podIP']}:{port}" for p in pods}, targets
+    assert {t["__metrics_path__"] for t in targets} == {"/metrics"}
+    assert {(t["job"], t["namespace"]) for t in targets} == {(APP, ns)}, targets
+
+    live = api.get(f"{MONITORING_API}/namespaces/{ns}/prometheusrules/{APP}")["spec"]
+    # Every rule reached Prometheus: the operator drops a rule file that fails to parse.
+    assert rule_names(rule_file) == rule_names(live) and rule_names(live), (rule_names(rule_file), rule_names(live))
+    exprs = [r["expr"] for g in rule_file["groups"] for r in g["rules"]]
+    assert APP in label_values(exprs, "job") and ns in label_values(exprs, "namespace"), \
+        "the rules must select the series of the job Prometheus scrapes the app as"
+
+
+def test_grafana_finds_the_apps_dashboard(stack, cluster):
+    """kube-prometheus-stack's Grafana loads every ConfigMap labelled grafana_dashboard: "1", in
+    any namespace (its sidecar's defaults), each JSON value as a dashboard."""
+    dashboards = []
+    for m in stack.live(CONFIG_MAP):
+        ns, name = meta(m)
+        live = cluster.api.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+        if (live["metadata"].get("labels") or {}).get("grafana_dashboard") == "1":
+            dashboards += [(key, json.loads(text)) for key, text in live["data"].items()]
+    assert dashboards, "no ConfigMap of the stack is labelled for Grafana's dashboard sidecar"
+    for key, dashboard in dashboards:
+        assert key.endswith(".json") and dashboard["title"] and dashboard["panels"], key
+
+
 def test_second_up_changes_nothing(stack):
     stack.up("--expect-no-changes")
+
+
+def test_monitor_labels_prometheus_does_not_select_leave_the_app_unscraped(stack, cluster, prometheus):
+    """The same stack labelled for another release: that Prometheus neither scrapes the app nor
+    loads its rules. So a kit that labelled its objects other than monitor_labels says, or put the
+    labels on one object only, fails this test or the one above."""
+    api = cluster.api
+    ns = stack.outputs()["namespace"]
+    stack.pulumi("config", "set", "--path", "webstack:observability.monitor_labels.release", "another-release",
+                 timeout=60)
+    try:
+        stack.up()
+        for kind in ("servicemonitors", "prometheusrules"):
+            labels = api.get(f"{MONITORING_API}/namespaces/{ns}/{kind}/{APP}")["metadata"]["labels"]
+            assert labels.get("release") == "another-release", (kind, labels)
+        jobs, rule_files = prometheus.settled(ns, timeout=OPERATOR_TIMEOUT)
+        assert scrape_job(ns, APP) not in jobs, sorted(jobs)
+        assert prometheus.rule_file_name(ns, APP) not in rule_files, sorted(rule_files)
+    finally:
+        # Back to the default labels; the next test's up puts them on the objects again.
+        stack.pulumi("config", "rm", "--path", "webstack:observability.monitor_labels", timeout=60)
 
 
 def test_new_image_runs_release_jobs_before_the_deployment_rolls(stack, cluster, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from tests.engine.cluster import CONTEXT, ENGINE_BIN, Cluster
+from tests.engine.monitoring import NAMESPACE as MONITORING_NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 # Not part of the program: left out of the copy.
@@ -157,6 +158,13 @@ class StackWorkspace:
         self.pulumi("stack", "init", self.stack, timeout=60)
         # mode: context is the local stacks' default; point it at the test cluster's context.
         self.pulumi("config", "set", "--path", "webstack:cluster.context", CONTEXT, timeout=60)
+        # The cluster's Prometheus is the one tests/engine/monitoring.py runs, set up as
+        # kube-prometheus-stack sets up its own: the stack only adds the app's ServiceMonitor,
+        # rules and dashboard (mode: existing). The kit's default, installing that stack from its
+        # charts, needs images and a chart repository nothing here can reach.
+        self.pulumi("config", "set-all", "--path",
+                    "--plaintext", "webstack:observability.mode=existing",
+                    "--plaintext", f"webstack:observability.namespace={MONITORING_NAMESPACE}", timeout=60)
         for key in self.secret_keys:
             # Hex, not urlsafe: a value starting with '-' would be read as a flag ("unknown shorthand flag").
             self.pulumi("config", "set", "--secret", "--path", key, secrets.token_hex(18), timeout=60)
