@@ -4,6 +4,7 @@
     python -m cli schema [--out FILE]                      JSON Schema of Pulumi.<stack>.yaml
     python -m cli reference                                the config reference (Markdown)
     python -m cli verify STACK [--outputs FILE] [--json]   check the deployed AWS resources (boto3, read-only)
+    python -m cli diff BASE HEAD [--markdown]              what a change adds, deletes, replaces (two renders)
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 from cli import sdk_imports
+from cli.diff import add_arguments as add_diff_arguments
+from cli.diff import command as diff_command
 from cli.verify import add_arguments as add_verify_arguments
 from stacks.errors import ConfigError
 
@@ -33,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("reference", help="print the config reference as Markdown")
     verify_p = sub.add_parser("verify", help="check a deployed stack's AWS resources and service (docs/verify.md)")
     add_verify_arguments(verify_p)
+    diff_p = sub.add_parser("diff", help="compare two renders: resources added, deleted, replaced, changed")
+    add_diff_arguments(diff_p)
     args = parser.parse_args(argv)
 
     if args.command == "render":
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         from cli.verify.run import command
 
         return command(args)
+    if args.command == "diff":
+        return diff_command(args)
     if args.command == "schema":
         from cli.schema import stack_file_schema_text
 
