@@ -146,7 +146,8 @@ class CreateClusterArgs(BaseModel):
         description="Control-plane log types sent to CloudWatch Logs.")
     log_retention_days: LogRetentionDays = Field(
         90, description="Retention of the control-plane log group, days.")
-    deletion_protection: bool = Field(True, description="EKS refuses to delete the cluster until this is turned off.")
+    deletion_protection: bool = Field(True, description="EKS refuses to delete the cluster, and Pulumi its secrets "
+                                                        "encryption key (`protect`), until this is turned off.")
 
     @field_validator("version")
     @classmethod
@@ -335,8 +336,11 @@ class Cluster(pulumi.ComponentResource):
             for p in NODE_ROLE_POLICIES]
 
         # Envelope encryption: a stolen etcd snapshot does not reveal Secrets.
+        # Protected with the cluster: without the key, every Secret in etcd is unreadable.
         key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {cluster_name}",
-                          enable_key_rotation=True, deletion_window_in_days=30, opts=child)
+                          enable_key_rotation=True, deletion_window_in_days=30,
+                          opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                              protect=args.deletion_protection)))
         # EKS would create this group itself with no retention (kept forever, billed forever).
         logs = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/eks/{cluster_name}/cluster",
                                        retention_in_days=args.log_retention_days, opts=child)
