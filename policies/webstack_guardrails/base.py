@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pulumi_policy import EnforcementLevel, ReportViolation
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 T = TypeVar("T")
@@ -142,3 +142,15 @@ def finding(resource_type: str, name: str, problem: str, fix: str) -> str:
 def reporter(report_violation: ReportViolation, urn: str | None = None) -> Callable[[str], None]:
     """A one-argument report; a stack policy passes the URN the finding is about."""
     return lambda message: report_violation(message, urn)
+
+
+def type_policy(resource_type: str, name: str, description: str,
+                check: Callable[[ResourceValidationArgs], Any]) -> ResourceValidationPolicy:
+    """A policy on one resource type: `check(args)` yields (problem, fix) pairs, each reported
+    as one finding naming the resource."""
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type == resource_type:
+            for problem, fix in check(args):
+                report_violation(finding(args.resource_type, args.name, problem, fix), None)
+
+    return ResourceValidationPolicy(name=name, description=description, validate=validate)

@@ -7,7 +7,7 @@ import re
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from webstack_guardrails.base import Stage, finding, get, items, kit_key
+from webstack_guardrails.base import Stage, finding, get, items, kit_key, type_policy
 
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
 CLUSTER = "webstack:components:Cluster"
@@ -15,12 +15,7 @@ ANYWHERE = ("0.0.0.0/0", "::/0")
 
 
 def eks_policy(name: str, description: str, check) -> ResourceValidationPolicy:
-    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if args.resource_type == EKS_CLUSTER:
-            for problem, fix in check(args):
-                report_violation(finding(args.resource_type, args.name, problem, fix), None)
-
-    return ResourceValidationPolicy(name=name, description=description, validate=validate)
+    return type_policy(EKS_CLUSTER, name, description, check)
 
 
 def eks_endpoint_not_public(stage: Stage) -> ResourceValidationPolicy:

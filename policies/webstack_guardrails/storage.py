@@ -9,7 +9,7 @@ from pulumi_policy import (ReportViolation, ResourceValidationArgs, ResourceVali
                            StackValidationArgs, StackValidationPolicy)
 
 from webstack_guardrails.base import (Stage, config_fix, finding, get, items, json_document, kit_key, known,
-                                      reporter)
+                                      reporter, type_policy)
 
 # pulumi-aws v7 calls the bucket `Bucket` (v6 `BucketV2`, its alias); both are checked.
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
@@ -114,12 +114,7 @@ def s3_no_public_grants(stage: Stage) -> ResourceValidationPolicy:
 # --- RDS ----------------------------------------------------------------------------------
 
 def rds_policy(name: str, description: str, check) -> ResourceValidationPolicy:
-    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if args.resource_type == RDS_INSTANCE:
-            for problem, fix in check(args):
-                report_violation(finding(args.resource_type, args.name, problem, fix), None)
-
-    return ResourceValidationPolicy(name=name, description=description, validate=validate)
+    return type_policy(RDS_INSTANCE, name, description, check)
 
 
 def rds_storage_encrypted(stage: Stage) -> ResourceValidationPolicy:
