@@ -452,10 +452,15 @@ def deployment_skips(args: WebServiceArgs, secret_skips: Mapping[str, str]) -> d
     return skips
 
 
+def metrics_port_name(args: WebServiceArgs) -> str:
+    """The Service port serving /metrics: `metrics` when it is not the serving port, else `http`."""
+    return "metrics" if args.metrics_port and args.metrics_port != args.serving_port else "http"
+
+
 def service_spec(args: WebServiceArgs, *, selector: dict[str, str]) -> dict[str, Any]:
     """A ClusterIP Service on the serving container, with a `metrics` port when it differs."""
     ports = [{"name": "http", "port": args.service_port, "targetPort": args.serving_port, "protocol": "TCP"}]
-    if args.metrics_port and args.metrics_port != args.serving_port:
+    if metrics_port_name(args) == "metrics":
         ports.append({"name": "metrics", "port": args.metrics_port, "targetPort": args.metrics_port,
                       "protocol": "TCP"})
     return {"type": "ClusterIP", "selector": selector, "ports": ports}
@@ -632,7 +637,7 @@ class WebService(pulumi.ComponentResource):
         self.deployment_name = _name_of(deployment)
         # What a ServiceMonitor selects the Service by, and the port it scrapes (service_spec's names).
         self.service_selector = dict(match)
-        self.metrics_port_name = "metrics" if args.metrics_port and args.metrics_port != args.serving_port else "http"
+        self.metrics_port_name = metrics_port_name(args)
         self.service_name = _name_of(service)
         self.service_account_name = _name_of(account)
         self.namespace = ns

@@ -45,6 +45,15 @@ COLLECTOR_OTLP_HTTP = 4318
 COLLECTOR_OTLP_GRPC = 4317
 TEMPO_OTLP_GRPC = 4317
 TEMPO_HTTP = 3200
+# Grafana's Service, as kube-prometheus-stack names it after the release (the port-forward target).
+GRAFANA_SERVICE = f"{STACK_RELEASE}-grafana"
+
+
+def collector_endpoint(namespace: str) -> str:
+    """The OTLP/HTTP endpoint of the collector the kit installs in `namespace`."""
+    return f"http://{COLLECTOR_RELEASE}.{namespace}.svc:{COLLECTOR_OTLP_HTTP}"
+
+
 # kube-prometheus-stack's Prometheus selects ServiceMonitors, PodMonitors and rules by this label
 # unless told otherwise; the kit tells it explicitly and puts the same label on the app's objects.
 MONITOR_LABELS = {"release": STACK_RELEASE}

@@ -34,6 +34,7 @@ from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode
 from pydantic import BaseModel, ConfigDict, Field
 
+from observability.charts import COLLECTOR_RELEASE
 from observability.collector import SERVER_SPAN_KIND, SERVICE_LABEL, SPAN_DURATION_BUCKET, SPAN_KIND_LABEL
 from observability.metrics import AppMetrics, AppTarget, SloTargets
 
@@ -100,7 +101,7 @@ class ScrapeJobs(BaseModel):
                                     "series keep the object's own `namespace` label (honorLabels).")
     kubelet: str = Field("kubelet", description="Job of the kubelet's scrape; the cAdvisor endpoint's series carry "
                          "metrics_path=\"/metrics/cadvisor\" and the container's `namespace`.")
-    collector: str = Field("otel-collector", description="Job of the OpenTelemetry Collector's Prometheus "
+    collector: str = Field(COLLECTOR_RELEASE, description="Job of the OpenTelemetry Collector's Prometheus "
                            "exporter (span metrics): the Service its ServiceMonitor selects.")
     collector_namespace: str = Field("monitoring", description="The collector's namespace: the `namespace` label "
                                      "its scrape gives the span metrics of every app (service_name tells them "

@@ -10,9 +10,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.namespace import POD_SECURITY_VERSION
-from observability.charts import (COLLECTOR_OTLP_HTTP, COLLECTOR_RELEASE, KUBE_PROMETHEUS_STACK, OTEL_COLLECTOR,
+from observability.charts import (COLLECTOR_RELEASE, KUBE_PROMETHEUS_STACK, OTEL_COLLECTOR,
                                   PROMETHEUS_CRDS, STACK_RELEASE, TEMPO, TEMPO_RELEASE, Chart, MonitoringStackArgs,
-                                  collector_values, kube_prometheus_stack_values, tempo_values)
+                                  collector_endpoint, collector_values, kube_prometheus_stack_values,
+                                  tempo_values)
 
 GRAFANA_SECRET = "grafana-admin"
 GRAFANA_USER = "admin"
@@ -64,7 +65,7 @@ class MonitoringStack(pulumi.ComponentResource):
                                   depends_on=[crds, tempo], release=COLLECTOR_RELEASE)
 
         self.namespace = namespace
-        self.otlp_endpoint = f"http://{COLLECTOR_RELEASE}.{args.namespace}.svc:{COLLECTOR_OTLP_HTTP}"
+        self.otlp_endpoint = collector_endpoint(args.namespace)
         self.grafana_admin_password = pulumi.Output.secret(password.result)
         # An app's ServiceMonitor and rules need the CRDs, and the operator to act on them.
         self.ready = [crds, stack, collector]

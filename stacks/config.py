@@ -58,15 +58,12 @@ def load_settings(values: Mapping[str, Any], secret_keys: set[str] | frozenset[s
     if aws_region is not None and not _REGION.fullmatch(aws_region):
         problems.append(f"aws:region: {aws_region!r} is not an AWS region (e.g. eu-west-1); "
                         "set it: pulumi config set aws:region <region>")
-    for section in ("network", "cluster"):
-        # `mode` may be left out: the default is to create the VPC or cluster.
+    # No observability section at all: the kit installs the monitoring stack.
+    raw.setdefault("observability", {})
+    # `mode` may be left out: the default is to create the VPC or cluster, to install monitoring.
+    for section, mode in (("network", "create"), ("cluster", "create"), ("observability", "install")):
         if isinstance(raw.get(section), dict):
-            raw[section] = {"mode": "create", **raw[section]}
-    # No observability section, or one without `mode`: the kit installs the monitoring stack.
-    if "observability" not in raw:
-        raw["observability"] = {}
-    if isinstance(raw["observability"], dict):
-        raw["observability"] = {"mode": "install", **raw["observability"]}
+            raw[section] = {"mode": mode, **raw[section]}
     if "cluster" not in raw:
         # No cluster section: on aws the kit creates one (its settings are then checked like any
         # other, e.g. how `pulumi up` reaches its API); on local, the kubeconfig's current context.

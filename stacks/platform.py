@@ -35,6 +35,7 @@ from components.release_job import ReleaseJob, ReleaseJobArgs
 from components.secrets_store import SecretsManagerEnv, SecretsManagerEnvArgs
 from components.web_service import AlbIngress, ClassIngress, ConfigFiles, WebService, WebServiceArgs
 from observability.app_monitoring import AppMonitoring, AppMonitoringArgs
+from observability.charts import GRAFANA_SERVICE
 from observability.dashboards import ScrapeJobs
 from observability.metrics import AppTarget
 from observability.monitoring_stack import MonitoringStack
@@ -129,6 +130,7 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
     serving port) and the database port."""
     s = platform.settings
     aws_target = s.target == "aws"
+    endpoint = s.observability.collector_endpoint()
     args = NamespaceArgs(
         namespace_name=platform.namespace,
         app_ports=[serve_port],
@@ -136,8 +138,8 @@ def app_namespace(platform: Platform, *, database_port: int | None, serve_port: 
         ingress_controller_namespace=None if aws_target else LOCAL_INGRESS_NAMESPACE,
         monitoring_namespace=s.observability.namespace,
         # Traces go to the collector; only its OTLP port, only in its namespace.
-        collector_namespace=s.observability.collector_ns() if s.observability.collector_endpoint() else None,
-        collector_ports=[collector_port(s.observability.collector_endpoint() or "http://collector:4318")],
+        **({"collector_namespace": s.observability.collector_ns(), "collector_ports": [collector_port(endpoint)]}
+           if endpoint else {}),
         metrics_port=metrics_port or serve_port,
         database_port=database_port,
         # On aws the app and its release Jobs read the database secret through Pod Identity.
@@ -374,7 +376,7 @@ def observability(platform: Platform, web: WebService, *, autoscaling: Any, jobs
         stack = MonitoringStack(f"{platform.name}-monitoring", obs, depends_on=storage, opts=platform.k8s_opts)
         ready = stack.ready
         outputs["grafana_admin_password"] = stack.grafana_admin_password
-        outputs["grafana_port_forward"] = f"kubectl -n {obs.namespace} port-forward svc/kube-prometheus-stack-grafana 3000:80"
+        outputs["grafana_port_forward"] = f"kubectl -n {obs.namespace} port-forward svc/{GRAFANA_SERVICE} 3000:80"
     elif obs.dashboards_namespace:
         dashboards_ns = obs.dashboards_namespace
     monitor_labels, rule_labels, dashboard_labels = obs.labels()

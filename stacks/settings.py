@@ -24,8 +24,7 @@ from components.namespace import EgressRule
 from components.network import ExistingVpcArgs, NewVpcArgs
 from components.types import (AbsolutePath, AcmCertificateArn, DomainName, EnvName, HostedZoneId, ImageRef,
                               LabelKey, LabelValue, NamespaceName, Quantity, has_digest)
-from observability.charts import (COLLECTOR_OTLP_HTTP, COLLECTOR_RELEASE, DASHBOARD_LABELS, MONITOR_LABELS,
-                                  MonitoringStackArgs)
+from observability.charts import DASHBOARD_LABELS, MONITOR_LABELS, MonitoringStackArgs, collector_endpoint
 from observability.metrics import AppMetrics, SloTargets
 from stacks.errors import PROJECT, at, set_command
 
@@ -259,7 +258,7 @@ class InstallObservability(ObservabilityShared, MonitoringStackArgs):
     mode: Literal["install"]
 
     def collector_endpoint(self) -> str:
-        return f"http://{COLLECTOR_RELEASE}.{self.namespace}.svc:{COLLECTOR_OTLP_HTTP}"
+        return collector_endpoint(self.namespace)
 
     def collector_ns(self) -> str:
         return self.namespace
