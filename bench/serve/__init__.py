@@ -1,0 +1,1 @@
+"""bench/serve: each server setup on loopback under wrk, side by side in one run (bench/run)."""
