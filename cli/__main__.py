@@ -5,6 +5,7 @@
     python -m cli reference                                the config reference (Markdown)
     python -m cli verify STACK [--outputs FILE] [--json]   check the deployed AWS resources (boto3, read-only)
     python -m cli diff BASE HEAD [--markdown]              what a change adds, deletes, replaces (two renders)
+    python -m cli lint-migrations [STACK] [--app-dir DIR]  lock and compatibility checks of an app's migrations
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from cli import sdk_imports
 from cli.diff import add_arguments as add_diff_arguments
 from cli.diff import command as diff_command
+from cli.lint_migrations import add_arguments as add_lint_migrations_arguments
 from cli.verify import add_arguments as add_verify_arguments
 from stacks.errors import ConfigError
 
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     add_verify_arguments(verify_p)
     diff_p = sub.add_parser("diff", help="compare two renders: resources added, deleted, replaced, changed")
     add_diff_arguments(diff_p)
+    lint_p = sub.add_parser("lint-migrations", help="check an app's migrations for long locks and for what breaks "
+                                                    "the running release (squawk, django-migration-linter)")
+    add_lint_migrations_arguments(lint_p)
     args = parser.parse_args(argv)
 
     if args.command == "render":
@@ -48,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     if args.command == "diff":
         return diff_command(args)
+    if args.command == "lint-migrations":
+        from cli.lint_migrations import command as lint_migrations_command
+
+        return lint_migrations_command(args)
     if args.command == "schema":
         from cli.schema import stack_file_schema_text
 

@@ -314,7 +314,7 @@ def cli_invocations() -> list[tuple[str, list[str]]]:
     found = []
     for doc in both():
         for script in scripts(doc):
-            for sub, rest in re.findall(r"python3? -m cli (\w+)([^\n|>;&]*)", script):
+            for sub, rest in re.findall(r"python3? -m cli ([\w-]+)([^\n|>;&]*)", script):
                 found.append((sub, re.findall(r"(--[\w-]+)", rest)))
     return found
 
@@ -328,6 +328,36 @@ def test_every_cli_command_the_workflows_run_exists_with_its_options():
         assert result.returncode == 0, f"python -m cli {sub}: {result.stderr}"
         for option in {o for s, opts in invocations if s == sub for o in opts}:
             assert option in result.stdout, f"python -m cli {sub} has no {option}"
+
+
+def test_every_pull_request_lints_the_migrations_it_changes_in_both_reference_apps():
+    from cli.render import load_stack_file
+
+    doc = load(PULL_REQUEST)
+    job = doc["jobs"]["migrations"]
+    assert "if" not in job, "forks get the migration lint: it needs no credentials"
+    assert job["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0, "--since needs the base branch's history (git merge-base)"
+    install = "\n".join(s.get("run", "") for s in job["steps"])
+    # The kit's pins: squawk from requirements-dev.txt, django-migration-linter from the Django
+    # app's requirements-dev.txt, each app's own packages; PostgreSQL for the scratch server.
+    assert "$(grep '^squawk-cli==' requirements-dev.txt)" in install
+    assert "-r stacks/django/app/requirements-dev.txt" in install
+    assert "-r stacks/fastapi/app/requirements.txt" in install
+    assert re.search(r"apt-get install .*\bpostgresql\b", install)
+    assert "django-migration-linter==" in (ROOT / "stacks" / "django" / "app" / "requirements-dev.txt").read_text()
+    lints = [s for s in job["steps"] if "-m cli lint-migrations" in s.get("run", "")]
+    apps = {}
+    for step in lints:
+        found = re.search(r"\.venv/bin/python -m cli lint-migrations (\S+) --app-dir (\S+) --since \"\$BASE_SHA\"$",
+                          step["run"].strip())
+        assert found, step["run"]
+        stack, app_dir = found.groups()
+        apps[app_dir] = load_stack_file(stack).config["webstack:framework"]
+    assert apps == {"stacks/django/app": "django", "stacks/fastapi/app": "fastapi"}
+    # A finding in the first app must not hide the second's.
+    assert all(step.get("if") == "${{ !cancelled() }}" for step in lints[1:])
 
 
 # --- what the README tells an adopter ------------------------------------------------------------
