@@ -1,4 +1,5 @@
-"""A Job run once per release (migrations, collectstatic) that gates the rollout."""
+"""A Job run once per release (migrations, collectstatic) that gates the rollout; a migration
+runs under the migration guard (components/migration_guard.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from components.k8s_pod import (
     warn_if_tagged,
     writable_volumes,
 )
+from components.migration_guard import MOUNT_PATH as GUARD_MOUNT_PATH
+from components.migration_guard import MigrationGuardArgs, guard_files
 from components.types import (AbsolutePath, EnvName, ImageRef, Quantity, dns_label_problem, env_names_problem,
                               has_digest)
 
@@ -39,6 +42,19 @@ REPLACE_ON_CHANGES = ["spec"]
 # waits on it again (it never succeeds). This annotation makes pulumi-kubernetes
 # replace an unready Job instead, so the next `up` runs the release step again.
 REPLACE_UNREADY = {"pulumi.com/replaceUnready": "true"}
+# pulumi-kubernetes waits for the Job this much longer than the Job's own deadline (the pod's
+# scheduling and image pull come first), so Kubernetes, not Pulumi's timeout, ends a Job that
+# overruns, and the failure says why ("DeadlineExceeded", or the migration guard's message).
+PULUMI_WAIT_MARGIN_SECONDS = 300
+# A failed step's last log lines become the container's termination message when it wrote none
+# itself (the migration guard writes its own): `kubectl describe` and the Job's events show it.
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+GUARD_VOLUME = "migration-guard"
+# With the guard, a failed pod is not retried (backoffLimit 0), but a pod evicted by a node drain
+# or preemption did not fail: its Job starts a new one (the migration runs again, from where its
+# committed migrations left off).
+IGNORE_DISRUPTIONS = {"rules": [{"action": "Ignore",
+                                 "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
 # Deliberately NOT set:
 # - ttlSecondsAfterFinished: if the cluster deletes a finished Job by itself, the next
 #   `pulumi up --refresh` finds it gone and re-creates it, running the step again. The
@@ -80,12 +96,34 @@ class ReleaseJobArgs(BaseModel):
     writable_paths: list[AbsolutePath] = Field(["/tmp"], description="Directories given a writable emptyDir.")
     writable_size_limit: Quantity = Field("256Mi", description="Size limit of each writable emptyDir, bytes.")
     run_as_user: int = Field(RUN_AS_USER, ge=10000, description="UID (and GID) the pod runs as.")
+    migration_guard: MigrationGuardArgs | None = Field(
+        None, description="Run the command as a database migration: under PostgreSQL lock and statement "
+                          "timeouts, retrying a lock timeout (components/migration_guard.py).")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ReleaseJobArgs":
         if problem := check_pinned(self.image, require_digest=self.require_digest):
             raise ValueError(problem)
+        guard = self.migration_guard
+        if guard is not None:
+            if problem := guard.deadline_problem(self.active_deadline_seconds):
+                raise ValueError(f"active_deadline_seconds: {problem}")
+            if "backoff_limit" in self.model_fields_set and self.backoff_limit:
+                # The guard's retries are bounded to fit the deadline; a second pod would start
+                # them over, past it, and Kubernetes would kill it without the guard's message.
+                raise ValueError(f"backoff_limit: {self.backoff_limit} with migration_guard, which retries "
+                                 "lock timeouts itself within the deadline; leave it unset (0)")
         return self
+
+    def pod_retries(self) -> int:
+        """backoffLimit: none with the guard, which does the retrying."""
+        return 0 if self.migration_guard is not None else self.backoff_limit
+
+    def run_command(self) -> list[str]:
+        """What the container runs: the command, under the guard for a migration."""
+        if self.migration_guard is None:
+            return list(self.command)
+        return self.migration_guard.command(self.command, self.active_deadline_seconds)
 
 
 class ReleaseJob(pulumi.ComponentResource):
@@ -123,6 +161,8 @@ class ReleaseJob(pulumi.ComponentResource):
                                              secrets_as=args.secrets_as, container=CONTAINER, opts=child),
                                 *sources])
         wvols, wmounts = writable_volumes(CONTAINER, args.writable_paths, args.writable_size_limit)
+        gvols, gmounts = self._guard_volume(name, args, ns, labels, child)
+        command = args.run_command()
 
         skips = dict(wiring.skips)
         if not has_digest(args.image):
@@ -137,29 +177,31 @@ class ReleaseJob(pulumi.ComponentResource):
                 "name": CONTAINER,
                 "image": args.image,
                 "imagePullPolicy": IMAGE_PULL_POLICY,
-                "command": args.command,
+                "command": command,
                 **({"workingDir": args.working_dir} if args.working_dir else {}),
                 # Secret keys first, so `$(NAME)` in a plain value can refer to them.
                 "env": ordered_env(args.env, first=pod_field_entries(args.pod_field_env) + wiring.env),
                 "resources": args.resources.to_k8s(),
                 "securityContext": container_security_context(),
-                "volumeMounts": wiring.mounts + wmounts,
+                "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+                "volumeMounts": wiring.mounts + gmounts + wmounts,
             }],
-            "volumes": wiring.volumes + wvols,
+            "volumes": wiring.volumes + gvols + wvols,
         }
         if service_account_name is not None:
             pod_spec["serviceAccountName"] = service_account_name
 
         # pulumi-kubernetes waits for the Job to complete; give it the Job's own deadline
         # plus time to pull the image and schedule, so Kubernetes, not Pulumi, decides.
-        timeout = f"{args.active_deadline_seconds + 300}s"
+        timeout = f"{args.active_deadline_seconds + PULUMI_WAIT_MARGIN_SECONDS}s"
         job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={"name": job_name(name, args.image, args.command, args.working_dir), "namespace": ns,
+            metadata={"name": job_name(name, args.image, command, args.working_dir), "namespace": ns,
                       "labels": labels,
                       "annotations": {**REPLACE_UNREADY, **checkov_skips(skips)}},
             spec={
-                "backoffLimit": args.backoff_limit,
+                "backoffLimit": args.pod_retries(),
+                **({"podFailurePolicy": IGNORE_DISRUPTIONS} if args.migration_guard is not None else {}),
                 "activeDeadlineSeconds": args.active_deadline_seconds,
                 "completions": 1,
                 "parallelism": 1,
@@ -185,3 +227,19 @@ class ReleaseJob(pulumi.ComponentResource):
         # `up` here), so anything built from it waits for the release step.
         self.completed = self.job_name
         self.register_outputs({"job_name": self.job_name, "completed": self.completed})
+
+    @staticmethod
+    def _guard_volume(name: str, args: ReleaseJobArgs, ns: pulumi.Output[str], labels: dict[str, str],
+                      child: pulumi.ResourceOptions) -> tuple[list[dict], list[dict]]:
+        """For a migration: the guard script in an immutable ConfigMap named after its content (a
+        kit upgrade that changes it makes a new one), mounted read-only. (volumes, mounts)."""
+        if args.migration_guard is None:
+            return [], []
+        files = guard_files()
+        digest = content_hash(*(f"{k}\0{v}" for k, v in sorted(files.items())))
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-guard",
+            metadata={"name": f"{name}-guard-{digest}", "namespace": ns, "labels": labels},
+            data=files, immutable=True, opts=child)
+        volume = {"name": GUARD_VOLUME, "configMap": {"name": config_map.metadata.apply(lambda m: m.name)}}
+        return [volume], [{"name": GUARD_VOLUME, "mountPath": GUARD_MOUNT_PATH, "readOnly": True}]

@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from components.cluster import CreateClusterArgs, KubeconfigClusterArgs, StackReferenceClusterArgs
 from components.database import DatabaseArgs
 from components.k8s_pod import HealthChecks, Resources, env_references, ordered_env
+from components.migration_guard import MigrationGuardArgs
 from components.namespace import EgressRule
 from components.network import ExistingVpcArgs, NewVpcArgs
 from components.types import (AbsolutePath, AcmCertificateArn, DomainName, EnvName, HostedZoneId, ImageRef,
@@ -96,6 +97,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Commands that apply database migrations: (program, subcommand), matched on the arguments'
+# base names (`/app/.venv/bin/alembic upgrade head`, `python manage.py migrate --noinput`).
+MIGRATION_COMMANDS = (("alembic", "upgrade"), ("manage.py", "migrate"), ("django-admin", "migrate"))
+
+
+def looks_like_migration(command: list[str]) -> bool:
+    """Whether `command` runs Alembic's upgrade or Django's migrate."""
+    names = [arg.rsplit("/", 1)[-1] for arg in command]
+    return any(program in names and verb in names[names.index(program) + 1:]
+               for program, verb in MIGRATION_COMMANDS)
+
+
 class ReleaseStep(Section):
     """One command run in the new image before the rollout (a Kubernetes Job)."""
 
@@ -104,6 +117,45 @@ class ReleaseStep(Section):
                                   "['sh', 'scripts/prestart.sh'] (a shell script runs through the image's shell).",
         examples=[["alembic", "upgrade", "head"]])
     working_dir: AbsolutePath | None = Field(None, description="Directory it runs in; default: the image's WORKDIR.")
+    migration: bool | None = Field(
+        None, description="The step migrates the database: it runs under webstack:migrations (lock and statement "
+                          "timeouts, lock timeouts retried). Unset: true for `alembic ... upgrade` and "
+                          "`manage.py migrate` / `django-admin migrate`; set true for a script that migrates.")
+
+    @property
+    def is_migration(self) -> bool:
+        return self.migration if self.migration is not None else looks_like_migration(self.command)
+
+
+class MigrationSettings(MigrationGuardArgs):
+    """How release steps that migrate the database run (`app.release` steps marked `migration`, and
+    the kit's own: Alembic's upgrade, Django's migrate), so that a migration never blocks traffic:
+    PostgreSQL `lock_timeout` and `statement_timeout` in the connection's options (PGOPTIONS), a lock
+    timeout retried with backoff, and a failure that names the blocking session
+    (components/migration_guard.py has the arithmetic)."""
+
+    # Kubernetes' activeDeadlineSeconds of the migrate Job; `pulumi up` waits 300 s more for it.
+    job_deadline_seconds: int = Field(
+        600, ge=60, le=86400, description="Seconds before Kubernetes fails the migrate Job; must hold every "
+                                          "retry: (lock_retries + 1) x lock_timeout_seconds + the backoff waits + "
+                                          "statement_timeout_seconds + 60 (the pod's start). `pulumi up` waits "
+                                          "300 s longer.")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "MigrationSettings":
+        if problem := self.backoff_problem():
+            raise at(*problem)
+        return self
+
+    @model_validator(mode="after")
+    def _fits_deadline(self) -> "MigrationSettings":
+        if problem := self.deadline_problem(self.job_deadline_seconds):
+            raise at("job_deadline_seconds", problem)
+        return self
+
+    def guard_args(self) -> MigrationGuardArgs:
+        """The component's arguments: these settings without the Job's deadline (ReleaseJob's own)."""
+        return MigrationGuardArgs(**self.model_dump(exclude={"job_deadline_seconds"}))
 
 
 # --- shared sections ---------------------------------------------------------------
@@ -339,6 +391,10 @@ class StackSettings(Section):
         default_factory=lambda: InstallObservability(mode="install"),
         description="How the app is monitored: `install` the monitoring stack in the cluster (default), or "
                     "use the `existing` one a platform team runs.")
+    migrations: MigrationSettings = Field(
+        default_factory=MigrationSettings,
+        description="How release steps that migrate the database run: PostgreSQL lock and statement timeouts, "
+                    "lock timeouts retried with backoff within the Job's deadline.")
 
     @model_validator(mode="after")
     def _target_fits_cluster(self) -> "StackSettings":
@@ -395,6 +451,13 @@ class StackSettings(Section):
         """Whether the kit gives the app a database (each framework says when)."""
         return False
 
+    def migrates(self) -> bool:
+        """Whether a release step migrates the database: one of app.release marked (or recognised) as a
+        migration, else the framework's own migrate step, which runs when the kit gives a database."""
+        if self.app.release is not None:
+            return any(step.is_migration for step in self.app.release)
+        return self.has_database()
+
     def provided_env_names(self) -> set[str]:
         """The variables the kit sets in the app's container and its release Jobs alike, which
         `$(NAME)` in app.env (given to both) may refer to; each framework adds its own."""
@@ -416,6 +479,9 @@ class StackSettings(Section):
             unused["app.hosted_zone_id"] = "only used with app.domain (the zone the kit writes its record in): set both"
         if not self.has_database():
             unused["app.database_url_env"] = "the kit gives this stack no database: remove it"
+        if not self.migrates():
+            unused["migrations"] = ("no release step migrates a database (the kit's runs with its database; in "
+                                    "app.release, mark yours `migration: true`): remove it")
         return unused
 
     def k8s_namespace(self, stack: str) -> str:

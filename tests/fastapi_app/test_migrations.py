@@ -52,8 +52,9 @@ def test_each_step_downgrades_one_revision(postgres, migrated):
 
 def test_a_migration_gives_up_instead_of_queueing_behind_a_long_lock(postgres, migrated):
     """lock_timeout: a migration stuck behind a long transaction would block every request
-    of the running release queued behind its lock request. It fails fast instead."""
-    env = {**postgres.env(migrated), "DATABASE_MIGRATION_LOCK_TIMEOUT": "500ms"}
+    of the running release queued behind its lock request. It fails fast instead, with the
+    lock_timeout the kit's migration guard gives it through PGOPTIONS (env.py sets none)."""
+    env = {**postgres.env(migrated), "PGOPTIONS": "-c lock_timeout=500ms"}
     _ok(alembic(env, "downgrade", "-1"))
     holder = subprocess.Popen(
         [str(postgres.bin / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user,

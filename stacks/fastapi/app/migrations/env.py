@@ -4,14 +4,17 @@
   DATABASE_SECRET_ARN), see orders_api/config.py.
 - A session advisory lock: two release Jobs started at once (two `pulumi up`, a retried
   Job) apply migrations one after the other, never interleaved.
-- `lock_timeout`: a migration that waits for a table lock behind a long transaction gives
-  up after DATABASE_MIGRATION_LOCK_TIMEOUT (default 5s) instead of queueing every request
-  of the running release behind it; the Job fails, the old pods keep serving, retry later.
+- No `lock_timeout` or `statement_timeout` here: the kit's release Job runs this under its
+  migration guard, which sets both in PGOPTIONS (libpq, so psycopg applies them to this
+  connection) from webstack:migrations, retries a lock timeout and names the blocker. One
+  source of truth: a value here would override the kit's. Run by hand, give the same:
+  PGOPTIONS="-c lock_timeout=5s -c statement_timeout=60s" alembic upgrade head
+  The advisory lock below waits under that lock_timeout too, so a second Job started at
+  once times out and is retried by its guard instead of waiting unbounded.
 """
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -43,9 +46,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     engine = create_migration_engine()
-    lock_timeout = os.environ.get("DATABASE_MIGRATION_LOCK_TIMEOUT", "5s")
     with engine.connect() as connection:
-        connection.execute(text("SELECT set_config('lock_timeout', :t, false)"), {"t": lock_timeout})
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
         connection.commit()
         try:
