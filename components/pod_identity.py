@@ -86,6 +86,24 @@ def static_upload_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
     ]
 
 
+def media_write_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
+    """What the app's uploads (django-storages S3Storage) need on the media bucket's objects, and
+    nothing on the bucket itself or any other bucket.
+
+    PutObject: a save (a multipart upload's create/part/complete calls are PutObject too);
+    AbortMultipartUpload: s3transfer aborts a failed multipart upload (above 8 MiB);
+    GetObject: reading a file, its size (HeadObject), and every presigned GET URL the app signs
+    (S3 checks the signer's permissions when the URL is used); DeleteObject: a delete, which on
+    the versioned bucket only adds a delete marker. No ListBucket: names are random, so the
+    storage overwrites nothing and never asks whether a name exists (file_overwrite); no
+    DeleteObjectVersion: the app cannot destroy an old version; no ACL actions (ACLs are off).
+    """
+    arn = pulumi.Output.from_input(bucket_arn)
+    return [Statement("ReadWriteMediaObjects",
+                      ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                      [arn.apply(lambda a: f"{a}/*")])]
+
+
 def secret_read_statements(secret_arn: pulumi.Input[str]) -> list[Statement]:
     """Read one Secrets Manager secret (e.g. `Database.secret_arn`, the RDS-managed password).
 

@@ -29,7 +29,7 @@ from components.database import Database, DatabaseArgs
 from components.k8s_pod import PodSource
 from components.namespace import Namespace, NamespaceArgs
 from components.network import Network, NewVpcArgs
-from components.pod_identity import PodIdentity, PodIdentityArgs, secret_read_statements
+from components.pod_identity import PodIdentity, PodIdentityArgs, Statement, secret_read_statements
 from components.postgres import InClusterPostgres, InClusterPostgresArgs
 from components.release_job import ReleaseJob, ReleaseJobArgs
 from components.secrets_store import SecretsManagerEnv, SecretsManagerEnvArgs
@@ -208,8 +208,11 @@ class AppDatabase:
 
 def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
                  local: InClusterPostgresArgs | None = None,
-                 local_password: pulumi.Input[str] | None = None) -> AppDatabase:
-    """RDS on aws, an in-cluster PostgreSQL on local; both reached through DATABASE_* env vars."""
+                 local_password: pulumi.Input[str] | None = None,
+                 app_statements: Sequence[Statement] = ()) -> AppDatabase:
+    """RDS on aws, an in-cluster PostgreSQL on local; both reached through DATABASE_* env vars.
+    `app_statements`: more permissions of the app's own Pod Identity on aws (e.g. its uploads
+    bucket): EKS takes one role per service account, and this is where the app's role is made."""
     s, name = platform.settings, platform.name
     url_env = s.app.database_url_env
     if s.target == "local":
@@ -243,9 +246,11 @@ def app_database(platform: Platform, ns: Namespace, rds: DatabaseArgs, *,
                                             automount_service_account_token=False, opts=platform.k8s_opts)
     identities = [PodIdentity(f"{name}-{role}-identity", PodIdentityArgs(namespace=platform.namespace,
                                                                          service_account=account),
-                              cluster_name=cluster.cluster_name, statements=secret_read_statements(db.secret_arn),
+                              cluster_name=cluster.cluster_name,
+                              statements=[*secret_read_statements(db.secret_arn), *extra],
                               opts=platform.aws_opts)
-                  for role, account in (("app", platform.app_service_account), ("release", release_account))]
+                  for role, account, extra in (("app", platform.app_service_account, app_statements),
+                                               ("release", release_account, ()))]
     password = SecretsManagerEnv(
         f"{name}-db-password",
         SecretsManagerEnvArgs(keys={"DATABASE_PASSWORD": "password", "PGPASSWORD": "password"},
@@ -304,15 +309,19 @@ def release_job(platform: Platform, ns: Namespace, role: str, step: ReleaseStep,
                 secrets: dict[str, pulumi.Input[str]], env: dict[str, str], service_account: str | None = None,
                 sources: Sequence[PodSource] = (), pod_field_env: dict[str, str] | None = None,
                 depends_on: Sequence[pulumi.Resource] = ()) -> ReleaseJob:
-    """One release step in the new image, with the app's env and secrets and what the kit adds."""
+    """One release step in the new image, with the app's env and secrets and what the kit adds;
+    a migration under the migration guard (webstack:migrations)."""
     s = platform.settings
+    # A migration runs guarded, with the deadline its retries were checked against.
+    guard = dict(migration_guard=s.migrations.guard_args(),
+                 active_deadline_seconds=s.migrations.job_deadline_seconds) if step.is_migration else {}
     return ReleaseJob(
         f"{platform.name}-{role}",
         ReleaseJobArgs(image=s.app.image, require_digest=not s.is_dev, command=step.command,
                        working_dir=step.working_dir, env={**env, **s.app.env}, resources=s.app.resources,
                        # The app's pod fields too, so `$(NAME)` in app.env expands here as in the pods.
                        pod_field_env=_own_pod_fields(s, pod_field_env),
-                       secrets_as="env", writable_paths=s.app.writable_paths),
+                       secrets_as="env", writable_paths=s.app.writable_paths, **guard),
         namespace=ns.name, secrets={**app_secrets(s), **secrets} or None,
         service_account_name=service_account, sources=sources, depends_on=list(depends_on),
         opts=platform.k8s_opts)

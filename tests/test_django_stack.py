@@ -136,7 +136,8 @@ def test_the_app_gets_hosts_origins_https_and_the_admin_path():
 @pytest.mark.parametrize("name", ["django-dev", "django-prod"])
 def test_migrate_then_collectstatic_then_the_rollout(name):
     run = stack(name)
-    jobs = {j.inputs["spec"]["template"]["spec"]["containers"][0]["command"][2]: j for j in run.monitor.all(JOB)}
+    # By the Job's name (web-migrate-<hash>): the migrate command runs under the migration guard.
+    jobs = {j.inputs["metadata"]["name"].split("-")[1]: j for j in run.monitor.all(JOB)}
     migrate, collect = jobs["migrate"], jobs["collectstatic"]
 
     assert migrate.urn in collect.dependencies
@@ -153,7 +154,7 @@ def test_collectstatic_runs_as_its_own_identity_that_may_only_write_the_static_b
     role_policy = next(p for p in run.monitor.all(POLICY) if p.inputs["role"] == association.inputs["roleArn"]
                        or p.parent == association.parent)
     statements = json.loads(role_policy.inputs["policy"])["Statement"]
-    bucket_arn = run.monitor.one("aws:s3/bucket:Bucket").state["arn"]
+    bucket_arn = run.monitor.one("aws:s3/bucket:Bucket", "web-static-bucket").state["arn"]
 
     assert {a for s in statements for a in s["Action"]} == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}
     assert {r for s in statements for r in s["Resource"]} == {bucket_arn, f"{bucket_arn}/*"}
@@ -241,7 +242,7 @@ def test_prod_protects_the_database_and_the_static_bucket_and_pins_nginx_by_dige
     run = stack("django-prod")
 
     assert run.monitor.one("aws:rds/instance:Instance").protect is True
-    assert run.monitor.one("aws:s3/bucket:Bucket").protect is True
+    assert run.monitor.one("aws:s3/bucket:Bucket", "web-static-bucket").protect is True
     assert "@sha256:" in container(run, "nginx")["image"]
 
 

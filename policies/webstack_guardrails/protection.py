@@ -22,6 +22,7 @@ STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 
 DATABASE = "webstack:components:Database"
 STATIC_CDN = "webstack:components:StaticCdn"
+MEDIA_BUCKET = "webstack:components:MediaBucket"
 
 
 def deletes_its_volumes(props) -> bool:
@@ -36,7 +37,8 @@ def fix_for(stage: Stage, resource_type: str, urn: str) -> str:
     if resource_type == "aws:rds/instance:Instance":
         return config_fix(stage, urn, DATABASE, "{framework}.database.protect", "true", generic)
     if resource_type in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
-        return config_fix(stage, urn, STATIC_CDN, "django.static.protect", "true", generic)
+        static = config_fix(stage, urn, STATIC_CDN, "django.static.protect", "true", generic)
+        return config_fix(stage, urn, MEDIA_BUCKET, "django.media.protect", "true", static)
     return generic
 
 

@@ -1,5 +1,5 @@
 """The `webstack:django` section: Gunicorn behind Nginx in one pod, the admin, autoscaling, the
-database and the static files."""
+database, the static files and the media (files users upload)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components.media_bucket import MediaBucketArgs
 from components.static_cdn import StaticCdnArgs
 from components.types import ImageRef, Ipv4Cidr, Quantity, allowlist_cidr
 from components.waf import WafRules
@@ -83,8 +84,9 @@ class NginxProxy(Section):
     # Nginx buffers each body to its emptyDir before Gunicorn sees it (a slow upload never holds a
     # thread), so the cap keeps a few concurrent uploads inside that 256Mi volume; larger files belong
     # in direct-to-S3 uploads.
-    client_max_body_size_mb: int = Field(10, ge=1, le=100,
-                                         description="Largest request body accepted, MiB (larger: 413).")
+    client_max_body_size_mb: int = Field(
+        10, ge=1, le=100, description="Largest request body accepted, MiB: Nginx answers 413 above it, and Django "
+                                      "gets the same limit (DJANGO_MAX_UPLOAD_MB), so the two never disagree.")
     keep_alive_timeout_seconds: int = Field(
         75, ge=1, le=4000, description="Idle client keep-alive seconds; above the load balancer's 60 s idle timeout "
                                        "so the balancer, not Nginx, closes idle connections (no 502s).")
@@ -112,6 +114,37 @@ class AdminSettings(Section):
                                               "rule groups, a per-IP rate limit, and the admin allowlist. null: none.")
 
 
+class MediaSettings(Section):
+    """Files users upload (Django's default storage): a private S3 bucket the app writes through its own
+    Pod Identity (aws), a volume (local); read back through short-lived signed URLs the app hands out."""
+
+    # Five minutes: enough to open a link the app just rendered, short enough that a link copied
+    # out of a page (a log, a proxy, a shared screen) is dead before it spreads.
+    url_expiry_seconds: int = Field(
+        300, ge=30, le=600, description="How long a signed URL to an upload works, seconds. At most 600: a "
+                                        "presigned URL dies with the temporary credentials that signed it, which "
+                                        "boto3 renews when less than 10 minutes are left.")
+    noncurrent_version_days: int = Field(
+        30, ge=1, le=3650, description="aws: days an overwritten or deleted upload stays recoverable.")
+    protect: bool = Field(
+        True, description="Pulumi refuses to delete the bucket (aws) or the volume claim (local), and a deletion that "
+                          "goes ahead anyway (after `pulumi state unprotect`) only drops it from the stack "
+                          "(retain_on_delete): uploads exist nowhere else.")
+    local_storage: Quantity = Field("5Gi", description="target local: size of the uploads volume, bytes.")
+    local_storage_class: str | None = Field(
+        None, pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="target local: StorageClass of the uploads volume (ReadWriteOnce); default: the cluster's default.")
+
+    def bucket_args(self) -> MediaBucketArgs:
+        """The bucket's settings; its signatures live no longer than the URLs the app signs."""
+        return MediaBucketArgs(noncurrent_version_days=self.noncurrent_version_days,
+                               max_url_seconds=self.url_expiry_seconds, protect=self.protect)
+
+
+MEDIA_AWS_ONLY = ("noncurrent_version_days",)
+MEDIA_LOCAL_ONLY = ("local_storage", "local_storage_class")
+
+
 class DjangoSection(Section):
     """Django on Gunicorn behind Nginx; every release migrates, then collects static files, then rolls out."""
 
@@ -123,13 +156,21 @@ class DjangoSection(Section):
                                           description="PostgreSQL: RDS on aws, an in-cluster server on local.")
     static: StaticCdnArgs = Field(default_factory=StaticCdnArgs,
                                   description="Static files: private S3 bucket behind CloudFront (aws target).")
+    media: MediaSettings | None = Field(
+        default_factory=MediaSettings, description="Files users upload: a private S3 bucket (aws) or a volume (local), "
+                                                   "read through signed URLs. null: none (the app gets no storage "
+                                                   "for uploads).")
 
 
 # Variables the kit gives the Django container (and its release Jobs), besides the database's.
 DJANGO_ENV = ("DJANGO_ALLOWED_HOSTS", "DJANGO_CSRF_TRUSTED_ORIGINS", "DJANGO_HTTPS", "DJANGO_ADMIN_PATH",
-              "STATIC_URL", "POD_IP")
+              "DJANGO_MAX_UPLOAD_MB", "STATIC_URL", "POD_IP")
 DJANGO_ENV_AWS = ("AWS_STORAGE_BUCKET_NAME", "AWS_S3_REGION_NAME", "AWS_S3_CUSTOM_DOMAIN", "DATABASE_PASSWORD_FILE")
 DJANGO_ENV_LOCAL = ("STATIC_ROOT",)
+# With django.media (the default): where uploads go and how long their URLs work.
+MEDIA_ENV = ("DJANGO_MEDIA_URL_EXPIRY_SECONDS",)
+MEDIA_ENV_AWS = ("DJANGO_MEDIA_BUCKET",)
+MEDIA_ENV_LOCAL = ("DJANGO_MEDIA_ROOT",)
 
 
 class DjangoSettings(StackSettings):
@@ -141,6 +182,8 @@ class DjangoSettings(StackSettings):
 
     def provided_env_names(self) -> set[str]:
         own = DJANGO_ENV + (DJANGO_ENV_AWS if self.target == "aws" else DJANGO_ENV_LOCAL)
+        if self.django.media is not None:
+            own += MEDIA_ENV + (MEDIA_ENV_AWS if self.target == "aws" else MEDIA_ENV_LOCAL)
         return super().provided_env_names() | set(own)
 
     @property
@@ -159,6 +202,10 @@ class DjangoSettings(StackSettings):
         if self.target == "local":
             unused["django.static"] = ("target local has no bucket or CDN: Nginx in the pod serves the static files "
                                        "an init container collects: remove it")
+        for name in MEDIA_LOCAL_ONLY if self.target == "aws" else MEDIA_AWS_ONLY:
+            unused[f"django.media.{name}"] = (
+                "target local only; on aws uploads go to an S3 bucket: remove it" if self.target == "aws" else
+                "an S3 bucket setting; target local keeps uploads on a volume: remove it")
         if not self.has_alb:
             unused["django.admin.waf"] = ("a WAF attaches to the app's ALB, which exists on aws with app.domain only: "
                                           "remove it")
@@ -261,6 +308,7 @@ PROFILE: dict[str, dict[str, Any]] = {
         "django.database.instance_class": "db.t4g.micro",
         "django.database.backup_retention_days": 1,
         "django.static.protect": False,
+        "django.media.protect": False,
         "django.autoscaling.min_replicas": 1,
         "django.autoscaling.max_replicas": 3,
     },

@@ -9,18 +9,29 @@ The pod:
 Gunicorn listens only on a socket in a memory-backed emptyDir the two containers share, so
 nothing but Nginx reaches it. The app container's probes call Nginx's port, so they test the
 path every request takes.
+
+Media (files users upload, `django.media`): on aws a private S3 bucket (components/media_bucket.py)
+that only the app's own Pod Identity may write, read back through presigned URLs the app signs
+per request; on local a volume claim mounted in the app container, read back through URLs the app
+signs and serves itself (a laptop cluster has no S3, and a presigned URL to an in-cluster store
+would name a host the browser cannot reach). One limit, `django.nginx.client_max_body_size_mb`,
+is Nginx's client_max_body_size and Django's (DJANGO_MAX_UPLOAD_MB).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.database import PORT as DATABASE_PORT
+from components.k8s_pod import PodSource
+from components.media_bucket import MediaBucket
 from components.network import NewVpcArgs
-from components.pod_identity import PodIdentity, PodIdentityArgs, static_upload_statements
+from components.pod_identity import (PodIdentity, PodIdentityArgs, Statement, media_write_statements,
+                                     static_upload_statements)
 from components.postgres import InClusterPostgresArgs
 from components.static_cdn import StaticCdn
 from components.waf import WafArgs, WebAcl
@@ -28,7 +39,7 @@ from components.web_service import APP_CONTAINER, INIT_CONTAINER, ConfigFiles, E
 from stacks.django import nginx
 from stacks.django.server import COLLECTSTATIC, MIGRATE, SOCKET_DIR, SOCKET_PATH, plan_gunicorn
 from stacks.django.server import CONFIG_DIR as GUNICORN_DIR
-from stacks.django.settings import DjangoSettings
+from stacks.django.settings import DjangoSettings, MediaSettings
 from stacks.platform import (Platform, app_database, app_dns, app_namespace, base_exports, build_platform,
                              observability, release_job, release_jobs, web_service)
 from stacks.settings import ReleaseStep
@@ -43,12 +54,16 @@ PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 # Kubelet probes and ALB health checks send `Host: <pod IP>:<port>`; Django answers 400 to a host
 # missing from ALLOWED_HOSTS, so the pod must know its IP to allow it.
 POD_FIELD_ENV = {"POD_IP": "status.podIP"}
+# Target local: where the app container mounts the uploads volume (DJANGO_MEDIA_ROOT).
+MEDIA_ROOT = "/var/www/media"
+MEDIA_VOLUME = "media"
 
 
 class DjangoStack(pulumi.ComponentResource):
     """Django: Nginx + Gunicorn pods, PostgreSQL (RDS on aws, in-cluster on local), static files
-    (S3 + CloudFront on aws, Nginx on local), the admin behind an allowlist and a WAF; migrate and
-    collectstatic Jobs gate every rollout."""
+    (S3 + CloudFront on aws, Nginx on local), uploads (a private S3 bucket on aws, a volume on
+    local), the admin behind an allowlist and a WAF; migrate and collectstatic Jobs gate every
+    rollout."""
 
     def __init__(self, name: str, settings: DjangoSettings,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -66,7 +81,14 @@ class DjangoStack(pulumi.ComponentResource):
                                     trace_sample_ratio=settings.observability.trace_sample_ratio)
         outputs = base_exports(platform)
 
-        db = self._database(platform, ns)
+        media = dj.media
+        media_bucket = None
+        if media is not None and aws_target:
+            # Before the database: the app's Pod Identity, made with it, gets write access to this bucket.
+            media_bucket = MediaBucket(f"{name}-media", media.bucket_args(), opts=platform.aws_opts)
+            outputs["media_bucket_name"] = media_bucket.bucket_name
+        db = self._database(platform, ns, app_statements=media_write_statements(media_bucket.bucket_arn)
+                            if media_bucket is not None else ())
         outputs["database_host"] = db.host
         if db.identifier is not None:
             outputs["db_instance_identifier"] = db.identifier
@@ -75,7 +97,19 @@ class DjangoStack(pulumi.ComponentResource):
         env: dict[str, str] = {**db.env, **django_env(settings, platform, admin_path)}
         if db.password_file:
             env["DATABASE_PASSWORD_FILE"] = db.password_file
-        jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE))], secrets=wiring, env=env,
+        media_sources: list[PodSource] = []
+        media_claims: list[pulumi.Resource] = []
+        if media is not None:
+            env["DJANGO_MEDIA_URL_EXPIRY_SECONDS"] = str(media.url_expiry_seconds)
+            if media_bucket is not None:
+                wiring["DJANGO_MEDIA_BUCKET"] = media_bucket.bucket_name
+            else:
+                env["DJANGO_MEDIA_ROOT"] = MEDIA_ROOT
+                source, claim = self._media_volume(platform, ns, media)
+                media_sources.append(source)
+                media_claims.append(claim)
+        jobs = release_jobs(platform, ns, [("migrate", ReleaseStep(command=MIGRATE, migration=True))],
+                            secrets=wiring, env=env,
                             service_account=db.service_account, sources=db.sources, pod_field_env=POD_FIELD_ENV,
                             depends_on=db.depends_on)
 
@@ -102,8 +136,8 @@ class DjangoStack(pulumi.ComponentResource):
                           ConfigFiles(role="nginx", mount_path=nginx.CONFIG_DIR,
                                       files={nginx.CONF_FILE: nginx_conf(platform, admin_path, metrics_port)},
                                       containers=[NGINX_CONTAINER])],
-            writable_paths=self.server.writable_paths, sources=db.sources,
-            depends_on=[*db.depends_on, *jobs], waf_acl_arn=waf_acl_arn,
+            writable_paths=self.server.writable_paths, sources=[*db.sources, *media_sources],
+            depends_on=[*db.depends_on, *jobs, *media_claims], waf_acl_arn=waf_acl_arn,
             **pod_layout(settings, metrics_port))
         outputs["url"] = web.url
         outputs["admin_url"] = web.url.apply(lambda u: f"{u.rstrip('/')}/{admin_path}")
@@ -125,7 +159,7 @@ class DjangoStack(pulumi.ComponentResource):
         return dict(self.outputs)
 
     @staticmethod
-    def _database(platform: Platform, ns):
+    def _database(platform: Platform, ns, *, app_statements: Sequence[Statement] = ()):
         s = platform.settings
         assert isinstance(s, DjangoSettings)
         db = s.django.database
@@ -134,7 +168,30 @@ class DjangoStack(pulumi.ComponentResource):
             local = InClusterPostgresArgs(image=db.local_image, storage=db.local_storage,
                                           database_name=db.database_name, max_connections=s.local_max_connections())
             return app_database(platform, ns, db, local=local, local_password=db.local_password.get_secret_value())
-        return app_database(platform, ns, db)
+        return app_database(platform, ns, db, app_statements=app_statements)
+
+    @staticmethod
+    def _media_volume(platform: Platform, ns, media: MediaSettings) -> tuple[PodSource, pulumi.Resource]:
+        """Target local: a volume claim for uploads, mounted where the app's image runs (the app
+        container, and the init container, as every source of the app's is): Django writes it and
+        serves what it signed; Nginx never mounts it.
+
+        ReadWriteOnce, what every laptop cluster's provisioner offers (kind's and k3d's local-path,
+        minikube's hostpath): one node mounts it, so all the replicas share it on a single-node
+        cluster; on a cluster of several nodes a pod scheduled elsewhere stays Pending (use the aws
+        target, or a ReadWriteMany class, there)."""
+        claim_name = f"{platform.name}-{MEDIA_VOLUME}"
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{platform.name}-media-claim",
+            # skipAwait: a claim of a WaitForFirstConsumer class (kind's, k3d's) stays Pending until a
+            # pod uses it, and the pods come after it; the Deployment's rollout waits for the mount.
+            metadata={"name": claim_name, "namespace": ns.name, "annotations": {"pulumi.com/skipAwait": "true"}},
+            spec=media_claim_spec(media),
+            opts=pulumi.ResourceOptions.merge(platform.k8s_opts, pulumi.ResourceOptions(
+                protect=media.protect, retain_on_delete=media.protect)))
+        source = PodSource(volumes=[{"name": MEDIA_VOLUME, "persistentVolumeClaim": {"claimName": claim_name}}],
+                           mounts=[{"name": MEDIA_VOLUME, "mountPath": MEDIA_ROOT}])
+        return source, claim
 
     @staticmethod
     def _collectstatic(platform: Platform, ns, static: StaticCdn, wiring: dict[str, pulumi.Input[str]],
@@ -190,6 +247,15 @@ def nginx_conf(platform: Platform, admin_path: str, metrics_port: int | None) ->
         worker_processes=nginx.worker_processes(dj.nginx.resources.cpu_limit))
 
 
+def media_claim_spec(media: MediaSettings) -> dict[str, Any]:
+    """Target local: the uploads volume's claim (ReadWriteOnce: see DjangoStack._media_volume)."""
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": media.local_storage}}}
+    if media.local_storage_class:
+        spec["storageClassName"] = media.local_storage_class
+    return spec
+
+
 def trusted_proxies(settings: DjangoSettings, platform: Platform) -> list[str]:
     """Whose X-Forwarded-For Nginx believes: the stack's setting, else the VPC the kit created (the
     ALB sends from it), else on local the private ranges the ingress controller's pods are in."""
@@ -216,7 +282,9 @@ def django_env(settings: DjangoSettings, platform: Platform, admin_path: str) ->
     env = {"DJANGO_ALLOWED_HOSTS": ",".join(hosts),
            "DJANGO_CSRF_TRUSTED_ORIGINS": f"{scheme}://{app.domain}" if app.domain else "",
            "DJANGO_HTTPS": "true" if settings.serves_https else "false",
-           "DJANGO_ADMIN_PATH": admin_path}
+           "DJANGO_ADMIN_PATH": admin_path,
+           # Nginx's client_max_body_size too (nginx_conf): Django never refuses a body Nginx let through.
+           "DJANGO_MAX_UPLOAD_MB": str(settings.django.nginx.client_max_body_size_mb)}
     if settings.target == "local":
         env["STATIC_ROOT"] = nginx.STATIC_ROOT
     return env

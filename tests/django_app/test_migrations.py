@@ -6,11 +6,11 @@ from __future__ import annotations
 from .shop_app import manage, ok
 
 
-def test_migrate_applies_both_migrations_and_the_models_need_no_new_one(postgres, database):
+def test_migrate_applies_every_migration_and_the_models_need_no_new_one(postgres, database):
     env = postgres.env(database)
     ok(manage(env, "migrate", "--noinput"))
     applied = postgres.psql(database, "SELECT name FROM django_migrations WHERE app = 'catalog' ORDER BY id")
-    assert applied.split() == ["0001_create_product", "0002_product_in_stock"]
+    assert applied.split() == ["0001_create_product", "0002_product_in_stock", "0003_create_upload"]
     columns = postgres.psql(database, "SELECT column_name FROM information_schema.columns "
                                       "WHERE table_name = 'catalog_product' ORDER BY ordinal_position")
     assert columns.split() == ["id", "name", "price", "created", "in_stock"]

@@ -304,8 +304,9 @@ def test_failed_release_job_fails_the_update_and_old_pods_keep_serving(stack, cl
     result = stack.up(event_log=log, timeout=300, check=False)
 
     assert not result.ok, "an update whose release Job failed must fail"
-    # backoffLimit 1: two failed pods and the Job is Failed; Kubernetes decides within seconds,
-    # long before the Job's deadline (activeDeadlineSeconds 600) or Pulumi's timeout.
+    # A failed pod fails a guarded migrate Job at once (backoffLimit 0: the guard retries only lock
+    # timeouts, inside the pod), other release Jobs after two (backoffLimit 1); Kubernetes decides
+    # within seconds, long before the Job's deadline (activeDeadlineSeconds 600) or Pulumi's timeout.
     assert result.seconds < 120, result.explain()
     failed = [j for j in api.items("/apis/batch/v1/jobs")
               if broken in images(j["spec"]["template"]["spec"])]

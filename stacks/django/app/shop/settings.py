@@ -30,6 +30,16 @@ def env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
+def env_int(name: str, default: int, low: int, high: int) -> int:
+    """A whole number in low..high; unset or empty is `default`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ImproperlyConfigured(f"{name}={raw!r}: expected a whole number from {low} to {high}")
+    return int(raw)
+
+
 # --- core ---------------------------------------------------------------------------------
 
 DEBUG = env_bool("DJANGO_DEBUG")
@@ -61,6 +71,11 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "catalog",
 ]
+
+# Users who upload files sign in here (staff use the admin's own login, with its second factor),
+# and land on their uploads.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "uploads"
 
 MIDDLEWARE = [
     # First: counts every response, also those a middleware below makes (an HTTPS redirect, a
@@ -211,8 +226,54 @@ else:
     STATIC_URL = os.environ.get("STATIC_URL", "/static/")
     STATICFILES_BACKEND = {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}
 
+# --- media: files users upload ----------------------------------------------------------------
+
+# The largest request body, MiB: the kit sets Nginx's client_max_body_size to the same value, so
+# Nginx answers 413 above it and Django never refuses a body Nginx let through.
+MAX_UPLOAD_MB = env_int("DJANGO_MAX_UPLOAD_MB", 10, 1, 1024)
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# Django's two settings with "MAX_MEMORY_SIZE" in their names do different things:
+# DATA_UPLOAD_MAX_MEMORY_SIZE refuses (400) a body whose non-file part (form fields, JSON) is
+# larger: the same limit as the whole body's, so a large JSON body Nginx accepted is accepted here.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
+# FILE_UPLOAD_MAX_MEMORY_SIZE limits nothing: an uploaded file larger than this is streamed to a
+# temporary file (in /tmp, the pod's writable emptyDir) instead of held in the worker's memory.
+# Django's default, 2.5 MiB, stated: each of a worker's threads may hold that much.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# How long a link to an upload works: a presigned S3 URL, or one this app signs (shop/media.py).
+MEDIA_URL_EXPIRY_SECONDS = env_int("DJANGO_MEDIA_URL_EXPIRY_SECONDS", 300, 1, 3600)
+
+MEDIA_BUCKET = os.environ.get("DJANGO_MEDIA_BUCKET", "")
+if MEDIA_BUCKET:
+    # A private bucket only this app's role may read or write; a link is a presigned GET that
+    # works for MEDIA_URL_EXPIRY_SECONDS (the bucket refuses older signatures).
+    MEDIA_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_BUCKET,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_EXPIRY_SECONDS,
+            # SigV4 (the bucket's s3:signatureAge limit applies to it; SigV2 presigning is legacy).
+            "signature_version": "s3v4",
+            # No object ACLs: the bucket enforces owner ownership.
+            "default_acl": None,
+            # Names are random (catalog.models.upload_to), so a save never replaces another
+            # file and needs no "does it exist?" request (which would need s3:ListBucket).
+            "file_overwrite": True,
+        },
+    }
+else:
+    # Files on a volume (the kit's uploads volume on a local cluster); a link is signed by this
+    # app and served by it (shop/media.py), so uploads are as private as on S3.
+    MEDIA_ROOT = os.environ.get("DJANGO_MEDIA_ROOT", str(BASE_DIR / "media"))
+    MEDIA_URL = "/media/"
+    MEDIA_BACKEND = {"BACKEND": "shop.media.SignedFileSystemStorage",
+                     "OPTIONS": {"location": MEDIA_ROOT, "expire_seconds": MEDIA_URL_EXPIRY_SECONDS}}
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_BACKEND,
     "staticfiles": STATICFILES_BACKEND,
 }
 
