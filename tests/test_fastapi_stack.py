@@ -9,12 +9,12 @@ import pytest
 from example_runs import stack
 
 from components.k8s_pod import Resources
-from stacks.fastapi.server import plan_server
+from stacks.fastapi.server import LAUNCHER, plan_server
 from cli.offline import ProgramRun, run_program
 from cli.render import container_runs, kubernetes_object, load_stack_file
 from stacks.config import load_settings
 from stacks.errors import ConfigError
-from stacks.fastapi.settings import UvicornServer
+from stacks.fastapi.settings import AsgiServer
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -58,7 +58,7 @@ def env_of(container: dict) -> dict:
 ])
 def test_workers_follow_whole_cores_and_fit_in_memory(cpu, memory, workers):
     res = Resources(cpu_request="100m", cpu_limit=cpu, memory_request="128Mi", memory_limit=memory)
-    plan = plan_server(UvicornServer(), res, port=8000, service_name="svc", environment="prod",
+    plan = plan_server(AsgiServer(), res, port=8000, service_name="svc", environment="prod",
                        trusted_proxies=[], otlp_endpoint=None, trace_sample_ratio=0.1)
     assert plan.workers == workers
     assert flag(plan.command, "--workers") == str(workers)
@@ -68,9 +68,9 @@ def test_workers_follow_whole_cores_and_fit_in_memory(cpu, memory, workers):
 
 
 def test_more_memory_per_worker_means_a_higher_concurrency_limit():
-    small = plan_server(UvicornServer(), Resources(memory_limit="512Mi"), port=8000, service_name="s",
+    small = plan_server(AsgiServer(), Resources(memory_limit="512Mi"), port=8000, service_name="s",
                         environment="prod", trusted_proxies=[], otlp_endpoint=None, trace_sample_ratio=1)
-    big = plan_server(UvicornServer(), Resources(memory_limit="2Gi"), port=8000, service_name="s",
+    big = plan_server(AsgiServer(), Resources(memory_limit="2Gi"), port=8000, service_name="s",
                       environment="prod", trusted_proxies=[], otlp_endpoint=None, trace_sample_ratio=1)
     assert (small.limit_concurrency, big.limit_concurrency) == (768, 3840)
 
@@ -176,6 +176,85 @@ def test_a_collector_endpoint_turns_on_otlp_export():
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
 
 
+# --- Granian (fastapi.server.kind: granian): the same keys under its own flags -----------
+
+def plan(server: AsgiServer, cpu: str = "2", memory: str = "1Gi", trusted: list[str] | None = None):
+    return plan_server(server, Resources(cpu_limit=cpu, memory_limit=memory), port=8000, service_name="svc",
+                       environment="prod", trusted_proxies=trusted or [], otlp_endpoint=None, trace_sample_ratio=0.1)
+
+
+def test_granian_gets_the_numbers_uvicorn_gets_under_its_own_flags():
+    keys = {"graceful_timeout_seconds": 20, "keep_alive_timeout_seconds": 90}
+    uvicorn, granian = plan(AsgiServer(**keys)), plan(AsgiServer(kind="granian", **keys))
+    command = granian.command
+    assert command[:4] == ["python", f"/etc/webstack/granian/{LAUNCHER}", "--interface", "asgi"]
+    assert command[-1] == "app.main:app"
+    assert flag(command, "--workers") == str(uvicorn.workers) == "2"
+    assert flag(command, "--backpressure") == str(granian.limit_concurrency)
+    assert flag(command, "--backlog") == str(granian.backlog)
+    # Granian's header-read timeout (ms) is also its idle keep-alive timeout.
+    assert flag(command, "--http1-header-read-timeout") == "90000"
+    assert flag(command, "--workers-kill-timeout") == "20"
+    assert flag(command, "--loop") == "uvloop" and flag(command, "--http") == "1"
+    assert "--respawn-failed-workers" in command, "a dead worker is replaced, as Uvicorn's supervisor does"
+    assert "--no-access-log" in command and flag(command, "--log-level") == "info"
+    assert flag(command, "--log-config") == "/etc/webstack/granian/logging.json"
+    assert granian.env == uvicorn.env and granian.writable_paths == uvicorn.writable_paths
+
+
+def test_granian_logs_its_own_loggers_as_json_and_ships_its_launcher():
+    granian = plan(AsgiServer(kind="granian", access_log=True))
+    assert "--access-log" in granian.command
+    assert set(granian.files) == {"logging.json", LAUNCHER}
+    config = json.loads(granian.files["logging.json"])
+    assert set(config["loggers"]) == {"_granian", "granian.access"}
+    assert all(logger["propagate"] and not logger["handlers"] for logger in config["loggers"].values())
+    assert config["root"]["handlers"] == ["stdout"]
+    compile(granian.files[LAUNCHER], LAUNCHER, "exec")  # valid Python, whatever it was rendered from
+
+
+def test_granian_counts_its_supervisor_even_with_one_worker():
+    # Uvicorn runs one worker in its own process; Granian always beside a main process (40Mi).
+    uvicorn, granian = plan(AsgiServer(), cpu="1", memory="512Mi"), plan(AsgiServer(kind="granian"), cpu="1",
+                                                                      memory="512Mi")
+    assert (uvicorn.workers, granian.workers) == (1, 1)
+    assert (uvicorn.limit_concurrency, granian.limit_concurrency) == (768, 688)
+
+
+def test_granian_backlog_is_never_below_its_minimum():
+    uvicorn = plan(AsgiServer(workers=1, limit_concurrency=50))
+    granian = plan(AsgiServer(kind="granian", workers=1, limit_concurrency=50))
+    assert (uvicorn.backlog, granian.backlog) == (50, 128)
+    assert flag(granian.command, "--backlog") == "128"
+
+
+def test_granian_trusts_proxy_headers_only_through_the_launcher():
+    trusted = plan(AsgiServer(kind="granian", app="orders_api.main:app"), trusted=["10.0.0.0/16"])
+    assert trusted.command[-1] == "webstack_granian:app", "the app wrapped in Granian's proxy-headers wrapper"
+    launcher = trusted.files[LAUNCHER]
+    assert "APP = 'orders_api.main:app'" in launcher and "TRUSTED_PROXIES = ['10.0.0.0/16']" in launcher
+    plain = plan(AsgiServer(kind="granian", app="orders_api.main:app"))
+    assert plain.command[-1] == "orders_api.main:app" and "TRUSTED_PROXIES = []" in plain.files[LAUNCHER]
+
+
+def test_a_granian_stack_mounts_its_files_and_its_grace_period_covers_the_kill_timeout():
+    sf = load_stack_file("fastapi-prod")
+    fastapi = json.loads(json.dumps(sf.config.get("webstack:fastapi", {})))
+    fastapi["server"] = {**fastapi.get("server", {}), "kind": "granian"}
+    run = run_with("fastapi-prod", fastapi=fastapi)
+    app = app_container(run)
+    command = app["command"]
+    assert command[-1] == "webstack_granian:app" and "--forwarded-allow-ips" not in command
+    maps = [r for r in run.monitor.all("kubernetes:core/v1:ConfigMap") if LAUNCHER in r.inputs["data"]]
+    assert len(maps) == 1 and "TRUSTED_PROXIES = ['10.0.0.0/16']" in maps[0].inputs["data"][LAUNCHER], \
+        "the VPC's range, as Uvicorn gets it"
+    assert {m["mountPath"] for m in app["volumeMounts"]} >= {"/etc/webstack/granian", "/tmp/prometheus-multiproc"}
+    pod = run.monitor.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > int(flag(command, "--workers-kill-timeout"))
+    assert list(container_runs(kubernetes_object(run.monitor.one(DEPLOYMENT)))["Deployment-web-app.app.json"]
+                ["files"]) == ["/etc/webstack/granian"]
+
+
 # --- shape of each example stack --------------------------------------------------------
 
 @pytest.mark.parametrize("name,lo,hi", [("fastapi-dev", 1, 3), ("fastapi-prod", 2, 10), ("fastapi-local", 1, 3)])
@@ -205,7 +284,9 @@ def test_prod_refuses_an_image_pinned_only_by_tag():
 def test_alembic_migrations_gate_the_rollout(name):
     mon = stack(name).monitor
     job = mon.one(JOB)
-    assert job.inputs["spec"]["template"]["spec"]["containers"][0]["command"] == ["alembic", "upgrade", "head"]
+    # Under the migration guard (tests/test_migration_guard.py): the command is its last arguments.
+    assert job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-4:] == ["--", "alembic", "upgrade",
+                                                                                         "head"]
     assert job.urn in mon.one(DEPLOYMENT).dependencies, "the Deployment waits for the migration Job"
 
 

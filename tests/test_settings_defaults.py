@@ -35,6 +35,14 @@ def test_unset_keys_give_the_production_answer():
     assert s.app.port == 8000
 
 
+def test_the_fastapi_server_is_uvicorn_unless_granian_is_chosen():
+    s = load_settings({"framework": "fastapi", "environment": "prod", "app": APP, "cluster": RUNNER})
+    assert s.fastapi.server.kind == "uvicorn"
+    g = load_settings({"framework": "fastapi", "environment": "prod", "app": APP, "cluster": RUNNER,
+                       "fastapi": {"server": {"kind": "granian", "backlog": 64 * 2}}})
+    assert g.fastapi.server.kind == "granian" and g.fastapi.server.backlog == 128
+
+
 def test_prod_protects_stateful_resources_by_default():
     s = load_settings({"framework": "django", "environment": "prod", "app": APP, "cluster": RUNNER})
     assert s.django.database.protect is True and s.django.database.deletion_protection is True

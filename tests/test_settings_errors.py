@@ -119,6 +119,10 @@ BAD = [
      "webstack:fastapi.database.local_password:", "RDS, which generates and rotates"),
     ("worker memory not a quantity", stack(fastapi={"server": {"worker_memory": "lots"}}), set(),
      "webstack:fastapi.server.worker_memory:", "'lots' is not a Kubernetes quantity (e.g."),
+    ("server kind unknown", stack(fastapi={"server": {"kind": "hypercorn"}}), set(),
+     "webstack:fastapi.server.kind:", "must be one of 'uvicorn' or 'granian', got 'hypercorn'"),
+    ("a listen queue Granian refuses", stack(fastapi={"server": {"kind": "granian", "backlog": 64}}), set(),
+     "webstack:fastapi.server.backlog:", "64 is below Granian's smallest listen queue (128); use 128..65535 or auto"),
     # Refused because they would change nothing (an accepted key always does something).
     ("database key without the database", stack(fastapi={"database": {"instance_class": "db.t4g.small"}}), set(),
      "webstack:fastapi.database.instance_class:", "fastapi.database.enabled is false"),
@@ -171,6 +175,27 @@ BAD = [
     ("platform stack on a local target",
      stack(target="local", cluster={"mode": "stack_reference", "stack": "acme/platform/prod"}), set(),
      "webstack:cluster.mode:", "'stack_reference' reads an EKS cluster from a platform stack"),
+    # The migration guard's arithmetic: every retry it promises must fit in the Job's deadline.
+    ("migration retries beyond the Job's deadline",
+     stack(framework="django", migrations={"lock_retries": 10, "lock_timeout_seconds": 30}), set(),
+     "webstack:migrations.job_deadline_seconds:",
+     "600 s cannot hold the migration's retries: 11 attempts x lock_timeout_seconds 30 + waits "
+     "5+10+20+40+60+60+60+60+60+60 (backoff_seconds 5, max_backoff_seconds 60) + statement_timeout_seconds 60 "
+     "+ 60 s for the pod to start = 885 s; raise job_deadline_seconds to 885 or more"),
+    ("a statement timeout the Job's deadline cannot hold",
+     stack(framework="django", migrations={"statement_timeout_seconds": 900}), set(),
+     "webstack:migrations.job_deadline_seconds:", "statement_timeout_seconds 900"),
+    ("backoff cap below the first wait",
+     stack(framework="django", migrations={"backoff_seconds": 30, "max_backoff_seconds": 10}), set(),
+     "webstack:migrations.max_backoff_seconds:", "10 is below backoff_seconds (30), the first wait; use 30 or more"),
+    ("lock timeout of zero", stack(framework="django", migrations={"lock_timeout_seconds": 0}), set(),
+     "webstack:migrations.lock_timeout_seconds:", "must be 1..60, got 0"),
+    ("guard interpreter with arguments", stack(framework="django", migrations={"python": "python -u"}), set(),
+     "webstack:migrations.python:", "'python -u' does not match"),
+    ("migrations key misspelled", stack(framework="django", migrations={"lock_timeout": 5}), set(),
+     "webstack:migrations.lock_timeout:", "did you mean 'lock_timeout_seconds'?"),
+    ("migrations without a database", stack(migrations={"lock_retries": 3}), set(),
+     "webstack:migrations:", "no release step migrates a database"),
 ]
 
 

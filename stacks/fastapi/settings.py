@@ -1,4 +1,5 @@
-"""The `webstack:fastapi` section: how Uvicorn runs the app, its autoscaling and its database."""
+"""The `webstack:fastapi` section: how the ASGI server (Uvicorn or Granian) runs the app, its autoscaling
+and its database."""
 
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ from components.rds_capacity import max_connections
 from components.types import AllowlistCidr, Quantity
 from components.web_service import Autoscaling
 from stacks.errors import at
-from stacks.fastapi.server import memory_problem, plan_server
+from stacks.fastapi.server import granian_problem, memory_problem, plan_server
 from stacks.settings import (PROXY_IDLE_TIMEOUT_SECONDS, AppDatabaseSettings, AutoOrWhole, Section, StackSettings,
                              database_in_cluster_vpc, database_target_problem, database_target_unused)
 
 
-class UvicornServer(Section):
-    """How Uvicorn runs the ASGI app. `auto` values are computed from the pod's CPU and memory
-    (see stacks/fastapi/server.py and bench/RESULTS.md for why)."""
+class AsgiServer(Section):
+    """How the ASGI server runs the app. `auto` values are computed from the pod's CPU and memory
+    (see stacks/fastapi/server.py and bench/RESULTS.md for why); each key means the same for
+    both kinds of server, mapped to each one's own flags."""
 
+    kind: Literal["uvicorn", "granian"] = Field(
+        "uvicorn", description="The server. uvicorn: Uvicorn workers (uvloop, httptools). granian: Granian, a Rust "
+                               "HTTP server running the app in Python workers, with every key below mapped to its "
+                               "flags; past limit_concurrency it leaves new connections waiting in the listen queue "
+                               "instead of answering 503, and its responses carry `server: granian`. Measured on 2 "
+                               "cores: Granian kept p99 low at 256 connections where Uvicorn's grew, but on a "
+                               "database read its p99 was 2-3x Uvicorn's (stacks/fastapi/server.py).")
     app: str = Field("app.main:app", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
                      description="ASGI application as module:attribute.", examples=["orders_api.main:app"])
     workers: AutoOrWhole = Field(
@@ -27,31 +36,34 @@ class UvicornServer(Section):
                             "(at least 1), as many as app.resources.memory_limit holds at worker_memory each. "
                             "A Python process uses one core; more pods, not more workers, is how it scales.")
     worker_memory: Quantity = Field(
-        "128Mi", description="Memory one idle worker takes (RSS; the reference app measures ~85Mi). "
-                             "Sizes the worker count and the per-worker concurrency limit.")
+        "128Mi", description="Memory one idle worker takes (RSS; the reference app measures ~90Mi, ~110Mi after "
+                             "load). Sizes the worker count and the per-worker concurrency limit.")
     limit_concurrency: AutoOrWhole = Field(
-        "auto", description="Connections plus in-flight requests one worker holds before it answers 503. auto: "
-                            "the worker's memory share beyond worker_memory at 512Ki per request (64 to 4096).")
+        "auto", description="Connections plus in-flight requests one worker holds before it answers 503 (granian: "
+                            "connections one worker holds; past them new ones wait in the backlog). auto: the "
+                            "worker's memory share beyond worker_memory at 512Ki per request (64 to 4096).")
     backlog: AutoOrWhole = Field(
         "auto", description="Listen queue of not-yet-accepted connections. auto: what all workers may hold, "
-                            "capped at the kernel's default somaxconn (4096).")
+                            "capped at the kernel's default somaxconn (4096); granian: at least 128.")
     graceful_timeout_seconds: int = Field(
-        30, ge=1, le=300, description="Seconds in-flight requests get to finish after SIGTERM "
-                                      "(--timeout-graceful-shutdown); the pod's grace period is derived from it.")
+        30, ge=1, le=300, description="Seconds in-flight requests get to finish after SIGTERM (uvicorn: "
+                                      "--timeout-graceful-shutdown; granian: --workers-kill-timeout); the pod's "
+                                      "grace period is derived from it.")
     keep_alive_timeout_seconds: int = Field(
         75, ge=1, le=4000, description="Idle keep-alive connections are closed after this many seconds. Above the "
                                        "load balancer's idle timeout (ALB: 60 s), so the balancer closes first "
-                                       "and never sends on a connection the server just closed (a 502).")
+                                       "and never sends on a connection the server just closed (a 502). granian: "
+                                       "--http1-header-read-timeout, which also times idle connections out.")
     forwarded_allow_ips: list[AllowlistCidr] | None = Field(
         None, description="CIDRs whose X-Forwarded-For/-Proto headers are trusted (the load balancer's). "
                           "Default: the VPC's CIDR when the kit creates it (ALB targets pods by IP); otherwise "
                           "none: set it to your load balancer's or ingress controller's range.",
         examples=[["10.0.0.0/16"]])
     access_log: bool = Field(
-        False, description="One log line per request from Uvicorn. Off in prod: the app's metrics and "
+        False, description="One log line per request from the server. Off in prod: the app's metrics and "
                            "traces describe requests, and JSON logs keep errors with their trace id. dev: on.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
-        "info", description="Uvicorn and root logger level.")
+        "info", description="The server's and the root logger's level.")
     log_format: Literal["json", "plain"] = Field(
         "json", description="json: one JSON object per line (needs python-json-logger in the image); plain: "
                             "Python's default text format, for an image without it.")
@@ -78,9 +90,9 @@ class FastApiDatabase(AppDatabaseSettings):
 
 
 class FastApiSection(Section):
-    """FastAPI on Uvicorn."""
+    """FastAPI on an ASGI server (Uvicorn or Granian)."""
 
-    server: UvicornServer = Field(default_factory=UvicornServer, description="ASGI server settings.")
+    server: AsgiServer = Field(default_factory=AsgiServer, description="ASGI server settings.")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling.")
     database: FastApiDatabase = Field(default_factory=FastApiDatabase,
                                       description="Optional PostgreSQL (off unless enabled).")
@@ -143,6 +155,8 @@ class FastApiSettings(StackSettings):
                      "still sends on (502s); use 75 or more")
         if problem := memory_problem(server, self.app.resources):
             raise at("fastapi.server.workers", problem)
+        if problem := granian_problem(server):
+            raise at(f"fastapi.server.{problem[0]}", problem[1])
         if db.enabled and self.target == "aws" and self.cluster.mode != "create":
             database_in_cluster_vpc(self)
         return self

@@ -1,4 +1,4 @@
-"""FastApiStack: a FastAPI service on Uvicorn, autoscaled in Kubernetes."""
+"""FastApiStack: a FastAPI service on Uvicorn or Granian, autoscaled in Kubernetes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from components.database import PORT as DATABASE_PORT  # RDS and the in-cluster 
 from components.network import NewVpcArgs
 from components.postgres import InClusterPostgresArgs
 from components.web_service import ConfigFiles
-from stacks.fastapi.server import CONFIG_DIR, ServerPlan, plan_server
+from stacks.fastapi.server import ServerPlan, plan_server
 from stacks.fastapi.settings import FastApiSettings
 from stacks.platform import (
     Platform,
@@ -27,7 +27,7 @@ from stacks.settings import ReleaseStep
 
 
 class FastApiStack(pulumi.ComponentResource):
-    """FastAPI on Uvicorn: restricted namespace, tuned server, autoscaled service, ingress,
+    """FastAPI on its ASGI server: restricted namespace, tuned server, autoscaled service, ingress,
     and optionally PostgreSQL whose Alembic migrations gate every rollout."""
 
     def __init__(self, name: str, settings: FastApiSettings,
@@ -55,7 +55,7 @@ class FastApiStack(pulumi.ComponentResource):
             db = app_database(platform, ns, db_args, local=local, local_password=password)
             secrets, env, release_env = dict(db.secrets), {**env, **db.env}, db.env
             service_account, sources, database_ready = db.service_account, db.sources, db.depends_on
-            default_release = [("migrate", ReleaseStep(command=db_args.migrate_command))]
+            default_release = [("migrate", ReleaseStep(command=db_args.migrate_command, migration=True))]
             outputs["database_host"] = db.host
             if db.identifier is not None:
                 outputs["db_instance_identifier"] = db.identifier
@@ -69,7 +69,8 @@ class FastApiStack(pulumi.ComponentResource):
                           graceful_timeout=fa.server.graceful_timeout_seconds,
                           autoscaling=fa.autoscaling, secrets=secrets, env=env,
                           pod_field_env=self.server.pod_field_env,
-                          config_files=[ConfigFiles(role="uvicorn", mount_path=CONFIG_DIR, files=self.server.files)],
+                          config_files=[ConfigFiles(role=self.server.kind, mount_path=self.server.config_dir,
+                                                     files=self.server.files)],
                           writable_paths=self.server.writable_paths, sources=sources,
                           depends_on=[*database_ready, *jobs])
         outputs["url"] = web.url
@@ -85,7 +86,7 @@ class FastApiStack(pulumi.ComponentResource):
 
 
 def server_plan(platform: Platform) -> ServerPlan:
-    """The Uvicorn plan for this stack: proxy headers trusted from the VPC the kit created."""
+    """The server plan for this stack: proxy headers trusted from the VPC the kit created."""
     s = platform.settings
     assert isinstance(s, FastApiSettings)
     server = s.fastapi.server

@@ -363,15 +363,15 @@ class Servers:
 
 
 def worker_pids(server_pid: int) -> set[int]:
-    """Worker processes of the Uvicorn server `server_pid`: its multiprocessing spawn
-    children, not its resource tracker."""
+    """Worker processes of the server `server_pid`: its children (Uvicorn's are spawned, Granian's
+    forked), not the resource tracker that multiprocessing starts beside Uvicorn's."""
     pids = set()
     for pid in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:
             continue
-        if b"spawn_main" in cmdline:
+        if b"resource_tracker" not in cmdline:
             pids.add(int(pid))
     return pids
 
