@@ -23,8 +23,6 @@ comparable with the example stacks'.
 from __future__ import annotations
 
 import argparse
-import gc
-import os
 import shutil
 import sys
 import time
@@ -120,11 +118,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # As `python -m cli` starts a render (cli/__main__.py says why): a collector that runs rarely,
-    # the SDKs imported through the kit's bytecode cache, and no interpreter teardown at exit.
-    gc.set_threshold(200_000, 30, 30)
-    sdk_imports.install()
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    # As `python -m cli` starts a render (cli/sdk_imports.py says why), so the times compare.
+    sdk_imports.run_as_render_process(main)

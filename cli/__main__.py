@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
-import os
 import sys
 import time
 from pathlib import Path
@@ -91,17 +89,5 @@ def _render(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    # Why: importing the SDKs creates some 200 000 objects that all live until exit, and the cyclic
-    # collector, run every 700 allocations by default, spent 15-25% of a render examining them.
-    # Run it every 200 000 instead (as mypy does): all six stacks in one process use 8 MB more.
-    gc.set_threshold(200_000, 30, 30)
-    # Before anything imports pulumi_aws or pulumi_kubernetes (see cli/sdk_imports.py); the
-    # commands import them lazily, inside main().
-    sdk_imports.install()
-    status = main()
-    # Why: tearing down the interpreter frees the SDKs' ~1 300 modules one object at a time,
-    # 0.6-1 s after the work is done. Every file is written and closed by now, and nothing
-    # registered at exit has work left, so flush the streams and leave at once.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    # The commands import the SDKs lazily, inside main(), after the loader is installed.
+    sdk_imports.run_as_render_process(main)

@@ -36,6 +36,7 @@ import pulumi_aws as aws
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.naming import S3_BUCKET_PREFIX_MAX, child_opts, stack_prefix
+from components.static_cdn import no_public_access
 
 TYPE = "webstack:components:MediaBucket"
 # Parts of a multipart upload the app abandoned (a pod killed mid-upload) cost storage until
@@ -92,12 +93,7 @@ class MediaBucket(pulumi.ComponentResource):
             force_destroy=False,
             opts=child_opts(self, TYPE, name, "bucket", opts, protect=args.protect,
                             retain_on_delete=args.protect))
-        # ACLs off: the bucket owner owns every object, so no object can be made public by ACL.
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket.id, block_public_acls=True, ignore_public_acls=True,
-            block_public_policy=True, restrict_public_buckets=True, opts=child)
+        ownership, block = no_public_access(name, bucket, child)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption", bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}], opts=child)

@@ -64,6 +64,18 @@ class StaticCdnArgs(BaseModel):
         return self
 
 
+def no_public_access(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions
+                     ) -> tuple[aws.s3.BucketOwnershipControls, aws.s3.BucketPublicAccessBlock]:
+    """ACLs off (the bucket owner owns every object, so no object can be made public by ACL) and
+    all four public-access blocks on. A bucket policy must depend on both."""
+    ownership = aws.s3.BucketOwnershipControls(
+        f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=opts)
+    block = aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, ignore_public_acls=True,
+        block_public_policy=True, restrict_public_buckets=True, opts=opts)
+    return ownership, block
+
+
 def bucket_policy(bucket_arn: str, distribution_arn: str) -> str:
     """Deny any non-TLS request; allow reads only to this distribution (OAC-signed)."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
@@ -98,12 +110,7 @@ class StaticCdn(pulumi.ComponentResource):
             # Emptying a bucket on delete is a data-loss switch; keep it off.
             force_destroy=False,
             opts=child_opts(self, TYPE, name, "bucket", opts, protect=args.protect))
-        # ACLs off: the bucket owner owns every object, so no object can be made public by ACL.
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket.id, block_public_acls=True, ignore_public_acls=True,
-            block_public_policy=True, restrict_public_buckets=True, opts=child)
+        ownership, block = no_public_access(name, bucket, child)
         # SSE-S3, not SSE-KMS: CloudFront OAC reading SSE-KMS objects needs a key policy
         # grant per distribution, and static files are public content once served.
         aws.s3.BucketServerSideEncryptionConfiguration(

@@ -11,6 +11,7 @@ import json
 import runpy
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,33 @@ class OldPods:
 
     def during(self, start: float, end: float) -> list[tuple[float, float]]:
         return [q for q in self.queries if start <= q[0] and q[0] + q[1] <= end]
+
+
+def release_behind_blocker(old_pods: Callable[[], OldPods], release: Callable[[], tuple[int, str, float]],
+                           holder: LockHolder) -> tuple[int, str, float, list[tuple[float, float]]]:
+    """Runs `release()` while the old pods read the blocked table; then ends the blocker.
+    Returns the release's (status, output, seconds) and the old pods' reads that started and
+    ended while it ran."""
+    pods = None
+    try:
+        pods = old_pods()
+        time.sleep(0.5)  # the reader is connected and reading before the migration starts
+        started = time.time()
+        status, output, took = release()
+        ended = time.time()
+        pods.stop()
+    finally:
+        if pods is not None and pods.process.poll() is None:
+            pods.process.kill()
+        holder.close()
+    print(output)
+    return status, output, took, pods.during(started, ended)
+
+
+def assert_reads_went_on(during: list[tuple[float, float]], took: float) -> None:
+    """The running release's reads went on all along: none waited longer than one lock_timeout
+    (queued behind the migration's lock request), most not at all."""
+    assert len(during) >= 10, f"only {len(during)} reads completed during the release"
+    slowest = max(seconds for _, seconds in during)
+    print(f"release took {took:.1f} s; {len(during)} reads meanwhile, the slowest {slowest:.2f} s")
+    assert slowest < MIGRATIONS["lock_timeout_seconds"] + 1.5, slowest

@@ -8,7 +8,6 @@ its `close()`/`stop()` (SIGTERM, then SIGKILL of its process group after a bound
 
 from __future__ import annotations
 
-import glob
 import http.client
 import json
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from cli.lint_migrations.scratch_postgres import find_bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "stacks" / "fastapi" / "app"
@@ -74,13 +75,9 @@ def missing_app_venv() -> str | None:
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 def postgres_bin_dir() -> Path | None:
-    """Debian keeps server binaries in /usr/lib/postgresql/<version>/bin, off PATH."""
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
-    return Path(candidates[-1]).parent if candidates else None
+    """Debian keeps server binaries in /usr/lib/postgresql/<version>/bin, off PATH: found as the
+    kit's own lint-migrations command finds them."""
+    return find_bin_dir()
 
 
 def missing_postgres() -> str | None:

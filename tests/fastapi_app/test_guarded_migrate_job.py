@@ -16,7 +16,8 @@ import threading
 import time
 
 import pytest
-from guard_harness import (BUDGET_SECONDS, LOCK_WAITS_SECONDS, MIGRATIONS, LockHolder, OldPods, app_role,
+from guard_harness import (BUDGET_SECONDS, LOCK_WAITS_SECONDS, LockHolder, OldPods, app_role,
+                           assert_reads_went_on, release_behind_blocker,
                            render_guarded)
 from harness import RenderedRun, alembic, run_command
 
@@ -72,19 +73,8 @@ def test_behind_a_long_transaction_the_migration_gives_up_in_bound_naming_the_bl
         postgres, app_database, job, tmp_path):
     name = app_database["DATABASE_NAME"]
     holder = LockHolder(postgres, name, "items", user=app_database["DATABASE_USER"], password=PASSWORD)
-    old_pods = None
-    try:
-        old_pods = OldPods(postgres, name, "items")
-        time.sleep(0.5)
-        started = time.time()
-        status, output, took = release(job, app_database, tmp_path)
-        ended = time.time()
-        queries = old_pods.stop()
-    finally:
-        if old_pods is not None and old_pods.process.poll() is None:
-            old_pods.process.kill()
-        holder.close()
-    print(output)
+    status, output, took, during = release_behind_blocker(
+        lambda: OldPods(postgres, name, "items"), lambda: release(job, app_database, tmp_path), holder)
 
     assert status == EXIT_GAVE_UP, output
     # Every attempt waited its lock_timeout and every backoff was served, inside the guard's budget.
@@ -99,13 +89,7 @@ def test_behind_a_long_transaction_the_migration_gives_up_in_bound_naming_the_bl
     assert PASSWORD not in output
     assert revision(postgres, name) == "0001", "nothing of 0002 was applied"
 
-    # The running release's reads went on all along: none waited longer than one lock_timeout
-    # (queued behind the migration's lock request), most not at all.
-    during = old_pods.during(started, ended)
-    assert len(during) >= 10, f"only {len(during)} reads completed during the release: {queries[-5:]}"
-    slowest = max(seconds for _, seconds in during)
-    print(f"release took {took:.1f} s; {len(during)} reads meanwhile, the slowest {slowest:.2f} s")
-    assert slowest < MIGRATIONS["lock_timeout_seconds"] + 1.5, slowest
+    assert_reads_went_on(during, took)
 
 
 def test_without_the_blocker_the_same_command_migrates(postgres, app_database, job, tmp_path):
