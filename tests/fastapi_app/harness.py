@@ -1,7 +1,7 @@
 """Real servers on loopback for the FastAPI reference app: a throwaway PostgreSQL, an OTLP
 trace receiver, a fake Secrets Manager, and the app server itself.
 
-Plain classes (no pytest) so bench/fastapi_server.py uses the same ones. Everything
+Plain classes (no pytest) so bench/serve/fastapi_setups.py uses the same ones. Everything
 listens on 127.0.0.1, every wait is bounded, and every process started here is stopped by
 its `close()`/`stop()` (SIGTERM, then SIGKILL of its process group after a bounded wait).
 """

@@ -105,8 +105,8 @@ def create_app_engine(config: DatabaseConfig | None = None) -> AsyncEngine:
         pool_size=env_int("DATABASE_POOL_SIZE", 5),
         # No overflow by default: under steady load SQLAlchemy opens overflow connections and
         # closes them again on return, and each new login is a SCRAM handshake (milliseconds
-        # of CPU on both ends). bench/fastapi_server.py measured 132 -> 192 req/s on a DB
-        # read at 16 connections with overflow 5 -> 0. Requests beyond the pool wait for it.
+        # of CPU on both ends). The FastAPI server benchmark (bench/RESULTS.md) measured
+        # 132 -> 192 req/s on a DB read at 16 connections with overflow 5 -> 0. Requests beyond the pool wait for it.
         max_overflow=env_int("DATABASE_POOL_MAX_OVERFLOW", 0),
         # A request waits at most this long for a free connection, then fails (500) rather
         # than queueing forever behind a slow database.
