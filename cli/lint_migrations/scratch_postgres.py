@@ -51,7 +51,7 @@ def find_bin_dir(given: Path | None = None) -> Path | None:
     return Path(majors[-1]).parent if majors else None
 
 
-def _os_user_for_root() -> str | None:
+def os_user_for_root() -> str | None:
     """initdb and postgres refuse to run as root; as root the server runs as this user."""
     for name in ("postgres", "nobody"):
         try:
@@ -102,7 +102,7 @@ class ScratchPostgres:
 
     def _start(self) -> None:
         if os.geteuid() == 0:
-            user = _os_user_for_root()
+            user = os_user_for_root()
             if user is None or shutil.which("runuser") is None:
                 raise ScratchPostgresError("running as root, and PostgreSQL refuses root: the lint needs runuser "
                                            "and a 'postgres' (or 'nobody') user to run its scratch server as")

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from cli.lint_migrations.scratch_postgres import find_bin_dir
+from cli.lint_migrations.scratch_postgres import find_bin_dir, os_user_for_root
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "stacks" / "fastapi" / "app"
@@ -90,13 +90,8 @@ def missing_postgres() -> str | None:
 
 
 def _pg_os_user() -> str | None:
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    return None
+    """As root, the user PostgreSQL runs as (it refuses root), as lint-migrations picks it."""
+    return os_user_for_root()
 
 
 class Postgres:
