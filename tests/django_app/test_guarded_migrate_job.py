@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from guard_harness import (BUDGET_SECONDS, LOCK_WAITS_SECONDS, LockHolder, OldPods, app_role,
+from guard_harness import (BUDGET_SECONDS, LOCK_WAITS_SECONDS, LockHolder, OldPods, fresh_database,
                            assert_reads_went_on, release_behind_blocker,
                            render_guarded)
 from harness import RenderedRun, run_command
@@ -37,13 +37,8 @@ def job(tmp_path_factory, django_venv) -> RenderedRun:
 @pytest.fixture
 def app_database(postgres, job) -> dict[str, str]:
     """The rendered role, owning a fresh database migrated up to catalog 0001 only."""
-    user, name = job.env["DATABASE_USER"], f"{job.env['DATABASE_NAME']}_{int(time.time() * 1000) % 10**9}"
-    app_role(postgres, user, PASSWORD)
-    postgres.psql("postgres", f'CREATE DATABASE "{name}" OWNER "{user}"')
-    env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(postgres.port), "DATABASE_USER": user,
-           "DATABASE_NAME": name, "DATABASE_PASSWORD": PASSWORD, "PGPASSWORD": PASSWORD,
-           "DATABASE_URL": f"postgresql://{user}:{PASSWORD}@127.0.0.1:{postgres.port}/{name}",
-           "DJANGO_SECRET_KEY": shop_app.SECRET_KEY}
+    env = fresh_database(postgres, job.env, PASSWORD)
+    env["DJANGO_SECRET_KEY"] = shop_app.SECRET_KEY
     shop_app.ok(shop_app.manage({**env, "DATABASE_SSLMODE": "disable"}, "migrate", "catalog", "0001"))
     return env
 

@@ -36,6 +36,17 @@ def app_role(postgres: Postgres, user: str, password: str) -> None:
         postgres.psql("postgres", f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'")
 
 
+def fresh_database(postgres: Postgres, job_env: dict[str, str], password: str) -> dict[str, str]:
+    """The rendered role owning a new database named after the rendered one (unique per test), and
+    the DATABASE_* a release run there gets."""
+    user, name = job_env["DATABASE_USER"], f"{job_env['DATABASE_NAME']}_{int(time.time() * 1000) % 10**9}"
+    app_role(postgres, user, password)
+    postgres.psql("postgres", f'CREATE DATABASE "{name}" OWNER "{user}"')
+    return {"DATABASE_HOST": HOST, "DATABASE_PORT": str(postgres.port), "DATABASE_USER": user,
+            "DATABASE_NAME": name, "DATABASE_PASSWORD": password, "PGPASSWORD": password,
+            "DATABASE_URL": f"postgresql://{user}:{password}@{HOST}:{postgres.port}/{name}"}
+
+
 def render_guarded(stack: str, dest: Path, migrations: dict[str, Any] = MIGRATIONS) -> Path:
     """`stack` rendered with these `webstack:migrations` keys (the stack file is left alone)."""
     stack_file = load_stack_file(stack)

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from guard_harness import (BUDGET_SECONDS, LOCK_WAITS_SECONDS, LockHolder, OldPods, app_role,
+from guard_harness import (BUDGET_SECONDS, LOCK_WAITS_SECONDS, LockHolder, OldPods, fresh_database,
                            assert_reads_went_on, release_behind_blocker,
                            render_guarded)
 from harness import RenderedRun, alembic, run_command
@@ -35,12 +35,7 @@ def job(tmp_path_factory, app_venv) -> RenderedRun:
 @pytest.fixture
 def app_database(postgres, job) -> dict[str, str]:
     """The rendered role and a fresh database of the rendered name's kind, at revision 0001."""
-    user, name = job.env["DATABASE_USER"], f"{job.env['DATABASE_NAME']}_{int(time.time() * 1000) % 10**9}"
-    app_role(postgres, user, PASSWORD)
-    postgres.psql("postgres", f'CREATE DATABASE "{name}" OWNER "{user}"')
-    env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(postgres.port), "DATABASE_USER": user,
-           "DATABASE_NAME": name, "DATABASE_PASSWORD": PASSWORD, "PGPASSWORD": PASSWORD,
-           "DATABASE_URL": f"postgresql://{user}:{PASSWORD}@127.0.0.1:{postgres.port}/{name}"}
+    env = fresh_database(postgres, job.env, PASSWORD)
     result = alembic({**env, "DATABASE_SSLMODE": "disable"}, "upgrade", "0001")
     assert result.returncode == 0, result.stdout + result.stderr
     return env
