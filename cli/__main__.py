@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         return diff_command(args)
     if args.command == "lint-migrations":
-        from cli.lint_migrations import command as lint_migrations_command
+        from cli.lint_migrations.command import command as lint_migrations_command
 
         return lint_migrations_command(args)
     if args.command == "schema":

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cli.__main__ import main
-from cli.lint_migrations import image_pg_version
+from cli.lint_migrations.command import image_pg_version
 from cli.lint_migrations.rules import (ADVICE, LINTER_COVERED_BY, SQUAWK_EXCLUDED, SQUAWK_NOT_A_RULE, Finding,
                                        Migration, Waiver, apply_waivers, drop_covered, read_waivers)
 from cli.lint_migrations.scratch_postgres import find_bin_dir
